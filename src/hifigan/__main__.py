@@ -1,0 +1,5 @@
+import sys
+
+from hifigan.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,3 @@
+from .mel import MelSpectrogram, mel_filterbank
+
+__all__ = ["MelSpectrogram", "mel_filterbank"]

@@ -1,0 +1,106 @@
+"""Our checkpoint format, and atomic writes.
+
+Every file we save is a dict with `format: "hifigan"`, a `kind`
+("generator" for inference exports, "training" for full state) and the
+model's `config` as plain data, so it loads with `weights_only=True` and
+never needs the user to remember the preset.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import HiFiGANConfig
+from ..errors import CheckpointError
+
+FORMAT_NAME = "hifigan"
+FORMAT_VERSION = 1
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """Write to a temporary file in the same folder, fsync, then rename over `path`.
+
+    A crash or kill at any moment leaves either the previous file or the new
+    one, never a half-written file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint file safely (no pickled code), with errors that name the file."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, expected a file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(data).__name__}, expected a dict")
+    return data
+
+
+def is_our_format(data: dict[str, Any]) -> bool:
+    return data.get("format") == FORMAT_NAME
+
+
+def save_generator(
+    path: str | Path,
+    generator_state: dict[str, torch.Tensor],
+    config: HiFiGANConfig,
+    **extra: Any,
+) -> Path:
+    """Write an inference checkpoint: the generator weights and the config."""
+    payload = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "kind": "generator",
+        "config": config.to_dict(),
+        "generator": {k: v.detach().cpu() for k, v in generator_state.items()},
+        **extra,
+    }
+    return atomic_torch_save(payload, path)
+
+
+def config_of(data: dict[str, Any], path: str | Path) -> HiFiGANConfig:
+    """The config embedded in one of our checkpoints."""
+    if "config" not in data:
+        raise CheckpointError(f"checkpoint {path} has no embedded config")
+    return HiFiGANConfig.from_dict(data["config"], source=f"config in {path}")

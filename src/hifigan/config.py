@@ -1,0 +1,346 @@
+"""Typed configuration: one audio config shared by every stage, model presets v1/v2/v3.
+
+A `HiFiGANConfig` is the single source of truth for a model. It is written into
+every checkpoint we save, so loading never needs the user to remember a preset,
+and recipe files (YAML) are just its dictionary form.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import ConfigError
+
+
+@dataclass
+class AudioConfig:
+    """Mel front end settings, shared by training, evaluation and synthesis.
+
+    `fmax` bounds the mel the generator sees; `fmax_for_loss` bounds the mel of
+    the training loss and of the validation error (None = full band, as the
+    authors' recipe does).
+    """
+
+    sampling_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 256
+    win_length: int = 1024
+    n_mels: int = 80
+    fmin: float = 0.0
+    fmax: Optional[float] = 8000.0
+    fmax_for_loss: Optional[float] = None
+
+    def validate(self) -> None:
+        for name in ("sampling_rate", "n_fft", "hop_length", "win_length", "n_mels"):
+            if int(getattr(self, name)) <= 0:
+                raise ConfigError(f"audio.{name} must be positive, got {getattr(self, name)}")
+        if self.win_length > self.n_fft:
+            raise ConfigError(
+                f"audio.win_length ({self.win_length}) cannot exceed audio.n_fft ({self.n_fft})"
+            )
+        if self.hop_length > self.n_fft:
+            raise ConfigError(
+                f"audio.hop_length ({self.hop_length}) cannot exceed audio.n_fft ({self.n_fft})"
+            )
+        nyquist = self.sampling_rate / 2
+        for name in ("fmax", "fmax_for_loss"):
+            value = getattr(self, name)
+            if value is not None and not (self.fmin < value <= nyquist):
+                raise ConfigError(
+                    f"audio.{name} = {value} must lie in (fmin={self.fmin}, "
+                    f"Nyquist={nyquist}] or be null for the full band"
+                )
+
+    @property
+    def frame_ms(self) -> float:
+        return 1000.0 * self.hop_length / self.sampling_rate
+
+
+@dataclass
+class GeneratorConfig:
+    """The generator architecture (the paper's Table 5 parameters)."""
+
+    resblock: str = "1"  # "1": ResBlock1 (V1, V2), "2": ResBlock2 (V3)
+    upsample_rates: list[int] = field(default_factory=lambda: [8, 8, 2, 2])
+    upsample_kernel_sizes: list[int] = field(default_factory=lambda: [16, 16, 4, 4])
+    upsample_initial_channel: int = 512
+    resblock_kernel_sizes: list[int] = field(default_factory=lambda: [3, 7, 11])
+    resblock_dilation_sizes: list[list[int]] = field(
+        default_factory=lambda: [[1, 3, 5], [1, 3, 5], [1, 3, 5]]
+    )
+
+    def validate(self) -> None:
+        if str(self.resblock) not in ("1", "2"):
+            raise ConfigError(f"generator.resblock must be '1' or '2', got {self.resblock!r}")
+        if len(self.upsample_rates) != len(self.upsample_kernel_sizes):
+            raise ConfigError(
+                f"generator.upsample_rates has {len(self.upsample_rates)} entries but "
+                f"generator.upsample_kernel_sizes has {len(self.upsample_kernel_sizes)}"
+            )
+        for rate, kernel in zip(self.upsample_rates, self.upsample_kernel_sizes):
+            if rate <= 0 or kernel < rate or (kernel - rate) % 2:
+                raise ConfigError(
+                    f"generator upsampling layer with rate {rate} and kernel {kernel}: the kernel "
+                    "must be at least the rate and differ from it by an even number, so that "
+                    "each layer produces exactly rate x its input length"
+                )
+        if len(self.resblock_kernel_sizes) != len(self.resblock_dilation_sizes):
+            raise ConfigError(
+                "generator.resblock_kernel_sizes and generator.resblock_dilation_sizes "
+                "must have the same length"
+            )
+        if self.upsample_initial_channel % (2 ** len(self.upsample_rates)):
+            raise ConfigError(
+                f"generator.upsample_initial_channel ({self.upsample_initial_channel}) must be "
+                f"divisible by 2^{len(self.upsample_rates)} (channels halve at every upsampling)"
+            )
+
+    @property
+    def total_upsampling(self) -> int:
+        return math.prod(self.upsample_rates)
+
+
+@dataclass
+class DiscriminatorConfig:
+    """Multi-period periods and multi-scale depth (paper defaults)."""
+
+    periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])
+    num_scales: int = 3
+
+    def validate(self) -> None:
+        if not self.periods or any(p < 1 for p in self.periods):
+            raise ConfigError(f"discriminator.periods must be positive integers, got {self.periods}")
+        if self.num_scales < 1:
+            raise ConfigError(f"discriminator.num_scales must be at least 1, got {self.num_scales}")
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation recipe. Defaults are the authors' (batch 16 in total)."""
+
+    batch_size: int = 16
+    segment_size: int = 8192
+    learning_rate: float = 2e-4
+    adam_b1: float = 0.8
+    adam_b2: float = 0.99
+    lr_decay: float = 0.999
+    seed: int = 1234
+    num_workers: int = 4
+
+    def validate(self, audio: AudioConfig) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"training.batch_size must be at least 1, got {self.batch_size}")
+        if self.segment_size <= 0 or self.segment_size % audio.hop_length:
+            raise ConfigError(
+                f"training.segment_size ({self.segment_size}) must be a positive multiple of "
+                f"audio.hop_length ({audio.hop_length})"
+            )
+
+
+@dataclass
+class HiFiGANConfig:
+    """Everything that defines a HiFi-GAN model and how it is trained."""
+
+    name: str = "v1"
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def validate(self) -> "HiFiGANConfig":
+        self.audio.validate()
+        self.generator.validate()
+        self.discriminator.validate()
+        if self.generator.total_upsampling != self.audio.hop_length:
+            rates = " x ".join(str(r) for r in self.generator.upsample_rates)
+            raise ConfigError(
+                f"generator.upsample_rates multiply to {rates} = {self.generator.total_upsampling}, "
+                f"but audio.hop_length is {self.audio.hop_length}: the generator must turn one mel "
+                "frame into exactly one hop of samples"
+            )
+        self.training.validate(self.audio)
+        return self
+
+    # ---- dictionary / file forms -------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "HiFiGANConfig":
+        data = dict(data)
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"{source}: unknown top-level keys {sorted(unknown)}")
+        sections = {
+            "audio": AudioConfig,
+            "generator": GeneratorConfig,
+            "discriminator": DiscriminatorConfig,
+            "training": TrainingConfig,
+        }
+        kwargs: dict[str, Any] = {}
+        if "name" in data:
+            kwargs["name"] = str(data["name"])
+        for key, section_cls in sections.items():
+            kwargs[key] = _section_from_dict(section_cls, data.get(key) or {}, f"{source}: {key}")
+        return cls(**kwargs).validate()
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        text = _dump(self.to_dict(), path.suffix)
+        path.write_text(text)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "HiFiGANConfig":
+        """Read a recipe file (YAML or JSON) in our layout, or an authors' config.json."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        try:
+            if path.suffix == ".json":
+                data = json.loads(text)
+            else:
+                import yaml
+
+                data = yaml.safe_load(text)
+        except Exception as exc:  # parse errors of either format
+            raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+        if is_original_config(data):
+            return cls.from_original(data, name=path.stem)
+        return cls.from_dict(data, source=str(path))
+
+    # ---- the authors' flat config.json ------------------------------------------
+    @classmethod
+    def from_original(cls, data: dict[str, Any], name: str = "original") -> "HiFiGANConfig":
+        """Build from the authors' flat config.json (config_v1.json and friends)."""
+        try:
+            audio = AudioConfig(
+                sampling_rate=int(data["sampling_rate"]),
+                n_fft=int(data["n_fft"]),
+                hop_length=int(data["hop_size"]),
+                win_length=int(data["win_size"]),
+                n_mels=int(data["num_mels"]),
+                fmin=float(data["fmin"]),
+                fmax=None if data.get("fmax") is None else float(data["fmax"]),
+                fmax_for_loss=(
+                    None if data.get("fmax_for_loss") is None else float(data["fmax_for_loss"])
+                ),
+            )
+            generator = GeneratorConfig(
+                resblock=str(data["resblock"]),
+                upsample_rates=list(data["upsample_rates"]),
+                upsample_kernel_sizes=list(data["upsample_kernel_sizes"]),
+                upsample_initial_channel=int(data["upsample_initial_channel"]),
+                resblock_kernel_sizes=list(data["resblock_kernel_sizes"]),
+                resblock_dilation_sizes=[list(d) for d in data["resblock_dilation_sizes"]],
+            )
+        except KeyError as exc:
+            raise ConfigError(f"{name}: the authors' config is missing key {exc.args[0]!r}") from None
+        training = TrainingConfig(
+            batch_size=int(data.get("batch_size", 16)),
+            segment_size=int(data.get("segment_size", 8192)),
+            learning_rate=float(data.get("learning_rate", 2e-4)),
+            adam_b1=float(data.get("adam_b1", 0.8)),
+            adam_b2=float(data.get("adam_b2", 0.99)),
+            lr_decay=float(data.get("lr_decay", 0.999)),
+            seed=int(data.get("seed", 1234)),
+            num_workers=int(data.get("num_workers", 4)),
+        )
+        return cls(name=name, audio=audio, generator=generator, training=training).validate()
+
+
+def is_original_config(data: dict[str, Any]) -> bool:
+    """The authors' config is flat: it has `upsample_rates` at the top level."""
+    return "upsample_rates" in data and "generator" not in data
+
+
+def _section_from_dict(section_cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(section_cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known keys are {sorted(names)}")
+    try:
+        return section_cls(**data)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _dump(data: dict[str, Any], suffix: str) -> str:
+    if suffix == ".json":
+        return json.dumps(data, indent=2) + "\n"
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+# ---- presets ---------------------------------------------------------------------
+
+def _v1() -> HiFiGANConfig:
+    return HiFiGANConfig(name="v1")
+
+
+def _v2() -> HiFiGANConfig:
+    return HiFiGANConfig(name="v2", generator=GeneratorConfig(upsample_initial_channel=128))
+
+
+def _v3() -> HiFiGANConfig:
+    return HiFiGANConfig(
+        name="v3",
+        generator=GeneratorConfig(
+            resblock="2",
+            upsample_rates=[8, 8, 4],
+            upsample_kernel_sizes=[16, 16, 8],
+            upsample_initial_channel=256,
+            resblock_kernel_sizes=[3, 5, 7],
+            resblock_dilation_sizes=[[1, 2], [2, 6], [3, 12]],
+        ),
+    )
+
+
+PRESETS = {"v1": _v1, "v2": _v2, "v3": _v3}
+
+
+def preset(name: str) -> HiFiGANConfig:
+    """A fresh copy of a named preset ("v1", "v2", "v3")."""
+    try:
+        return PRESETS[name]().validate()
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; presets are {sorted(PRESETS)}") from None
+
+
+def resolve_config(config: "str | Path | HiFiGANConfig | dict | None") -> HiFiGANConfig:
+    """Accept a preset name, a config file path, a dict or a config object."""
+    if config is None:
+        return preset("v1")
+    if isinstance(config, HiFiGANConfig):
+        return config.validate()
+    if isinstance(config, dict):
+        if is_original_config(config):
+            return HiFiGANConfig.from_original(config)
+        return HiFiGANConfig.from_dict(config)
+    text = str(config)
+    if text in PRESETS:
+        return preset(text)
+    path = Path(text)
+    if path.exists():
+        return HiFiGANConfig.load(path)
+    raise ConfigError(
+        f"config {text!r} is neither a preset ({', '.join(sorted(PRESETS))}) nor an existing file"
+    )
+
+
+def with_generator_channels(config: HiFiGANConfig, channels: int) -> HiFiGANConfig:
+    """Copy of `config` with a different generator width (tiny models for tests/CI)."""
+    out = HiFiGANConfig.from_dict(config.to_dict())
+    out.generator.upsample_initial_channel = channels
+    return out.validate()
+

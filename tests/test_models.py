@@ -1,0 +1,170 @@
+"""The models reproduce the authors' code exactly, with the paper's parameter counts."""
+import json
+
+import pytest
+import torch
+
+from hifigan import (
+    CheckpointError,
+    ConfigError,
+    Generator,
+    MultiPeriodDiscriminator,
+    MultiScaleDiscriminator,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    load_discriminators,
+    load_generator,
+    preset,
+    save_generator,
+)
+from hifigan.losses import FEATURE_WEIGHT
+
+
+def _count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("name, expected", [("v1", 13_926_017), ("v2", 925_985), ("v3", 1_462_273)])
+def test_generator_parameter_counts_with_weight_norm_folded(name, expected):
+    config = preset(name)
+    generator = Generator(config.generator).fold_weight_norm()
+    assert not generator.has_weight_norm
+    assert _count(generator) == expected
+
+
+def test_discriminator_parameter_counts():
+    assert _count(MultiPeriodDiscriminator()) == 41_105_770
+    assert _count(MultiScaleDiscriminator()) == 29_618_821
+
+
+@pytest.mark.parametrize("name", ["v1", "v2", "v3"])
+def test_output_length_is_frames_times_hop(name):
+    config = preset(name)
+    generator = Generator(config.generator).eval()
+    with torch.no_grad():
+        audio = generator(torch.randn(1, 80, 7))
+    assert audio.shape == (1, 1, 7 * 256)
+    assert audio.abs().max() <= 1.0
+
+
+@pytest.mark.parametrize("name", ["v1", "v2", "v3"])
+@pytest.mark.parametrize("fold", [False, True])
+def test_generator_matches_original(tmp_path, fixtures_dir, original_state_dicts, name, fold):
+    fixture = torch.load(fixtures_dir / f"generator_{name}.pt")
+    path = tmp_path / "g_00000000"
+    torch.save({"generator": original_state_dicts(f"generator_{name}")}, path)
+    generator = load_generator(path, config=name, fold_weight_norm=fold)
+    assert generator.has_weight_norm == (not fold)
+    assert not generator.training
+    with torch.no_grad():
+        audio = generator(fixture["mel"])
+    torch.testing.assert_close(audio, fixture["audio"], rtol=1e-4, atol=1e-5)
+
+
+def test_weight_norm_folding_keeps_output(tiny_config):
+    generator = Generator(tiny_config.generator).eval()
+    mel = torch.randn(2, 80, 9)
+    with torch.no_grad():
+        before = generator(mel)
+        after = generator.fold_weight_norm()(mel)
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)
+
+
+def test_config_found_from_config_json_and_from_shapes(tmp_path, fixtures_dir, original_state_dicts):
+    fixture = torch.load(fixtures_dir / "generator_v2.pt")
+    torch.save({"generator": original_state_dicts("generator_v2")}, tmp_path / "g_1")
+    # no config.json: the weights fit only the v2 preset
+    _, config = load_generator(tmp_path / "g_1", return_config=True)
+    assert config.generator == preset("v2").generator
+    (tmp_path / "config.json").write_text(json.dumps(fixture["config"]))
+    _, config = load_generator(tmp_path / "g_1", return_config=True)
+    assert config.generator.upsample_initial_channel == 128
+
+
+def test_mismatching_checkpoint_names_layer_and_shapes(tmp_path, original_state_dicts):
+    torch.save({"generator": original_state_dicts("generator_v2")}, tmp_path / "g_1")
+    with pytest.raises(CheckpointError, match=r"conv_pre.bias.*\(128,\).*\(512,\)"):
+        load_generator(tmp_path / "g_1", config="v1")
+
+
+def test_unreadable_and_foreign_checkpoints(tmp_path):
+    bad = tmp_path / "g_bad"
+    bad.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="g_bad"):
+        load_generator(bad)
+    torch.save({"weights": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a generator checkpoint"):
+        load_generator(tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_generator(tmp_path / "missing.pt")
+
+
+def test_no_config_and_no_matching_preset(tmp_path, tiny_config):
+    generator = Generator(tiny_config.generator)
+    torch.save({"generator": generator.state_dict()}, tmp_path / "g_1")
+    with pytest.raises(ConfigError, match="fit none of the presets"):
+        load_generator(tmp_path / "g_1")
+
+
+def test_our_format_carries_its_config(tmp_path, tiny_config):
+    generator = Generator(tiny_config.generator)
+    save_generator(tmp_path / "gen.pt", generator.state_dict(), tiny_config)
+    loaded, config = load_generator(tmp_path / "gen.pt", return_config=True)
+    assert config == tiny_config
+    mel = torch.randn(1, 80, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(mel), generator.eval()(mel), rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def discriminator_fixture(fixtures_dir):
+    return torch.load(fixtures_dir / "discriminators.pt")
+
+
+@pytest.fixture(scope="module")
+def loaded_discriminators(tmp_path_factory, original_state_dicts):
+    path = tmp_path_factory.mktemp("do") / "do_00000000"
+    torch.save({"mpd": original_state_dicts("mpd"), "msd": original_state_dicts("msd"),
+                "steps": 0, "epoch": 0}, path)
+    return dict(zip(("mpd", "msd"), load_discriminators(path)))
+
+
+def _sampled(tensor):
+    flat = tensor.flatten()
+    return flat[torch.linspace(0, flat.numel() - 1, 256).long()]
+
+
+@pytest.mark.parametrize("name", ["mpd", "msd"])
+def test_discriminators_match_original(discriminator_fixture, loaded_discriminators, name):
+    fixture = discriminator_fixture[name]
+    with torch.no_grad():
+        real, fake, fmap_r, fmap_g = loaded_discriminators[name](
+            discriminator_fixture["y"], discriminator_fixture["y_hat"]
+        )
+    for ours, ref in zip(real + fake, fixture["y_d_rs"] + fixture["y_d_gs"]):
+        torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5)
+    for ours_list, ref_list in ((fmap_r, fixture["fmap_rs"]), (fmap_g, fixture["fmap_gs"])):
+        assert len(ours_list) == len(ref_list)
+        for ours_layers, ref_layers in zip(ours_list, ref_list):
+            assert len(ours_layers) == len(ref_layers)
+            for ours, ref in zip(ours_layers, ref_layers):
+                assert list(ours.shape) == list(ref["shape"])
+                torch.testing.assert_close(_sampled(ours), ref["samples"], rtol=1e-4, atol=1e-5)
+                torch.testing.assert_close(ours.abs().mean(), ref["abs_mean"], rtol=1e-4, atol=1e-6)
+    losses = discriminator_fixture[f"{name}_losses"]
+    d_loss, _, _ = discriminator_loss(real, fake)
+    g_loss, _ = generator_adversarial_loss(fake)
+    f_loss = FEATURE_WEIGHT * feature_matching_loss(fmap_r, fmap_g)
+    torch.testing.assert_close(d_loss, losses["discriminator"], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(g_loss, losses["generator"], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(f_loss, losses["feature"], rtol=1e-4, atol=1e-6)
+
+
+def test_discriminator_checkpoint_must_fit(tmp_path, original_state_dicts):
+    path = tmp_path / "do_1"
+    torch.save({"mpd": original_state_dicts("mpd"), "msd": original_state_dicts("msd")}, path)
+    config = preset("v1")
+    config.discriminator.periods = [2, 3, 5]
+    with pytest.raises(CheckpointError, match="not in the model"):
+        load_discriminators(path, config=config)
