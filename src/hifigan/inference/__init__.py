@@ -1,0 +1,3 @@
+from .vocoder import Vocoder
+
+__all__ = ["Vocoder"]
