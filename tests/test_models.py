@@ -168,3 +168,18 @@ def test_discriminator_checkpoint_must_fit(tmp_path, original_state_dicts):
     config.discriminator.periods = [2, 3, 5]
     with pytest.raises(CheckpointError, match="not in the model"):
         load_discriminators(path, config=config)
+
+
+def test_folding_a_copy_leaves_the_original_and_works_in_inference_mode(tiny_config):
+    import copy
+
+    generator = Generator(tiny_config.generator).eval()
+    mel = torch.randn(1, 80, 6)
+    with torch.no_grad():
+        expected = generator(mel)
+    with torch.inference_mode():
+        folded = copy.deepcopy(generator).fold_weight_norm()
+        torch.testing.assert_close(folded(mel), expected, rtol=1e-5, atol=1e-6)
+    assert generator.has_weight_norm and not folded.has_weight_norm
+    with torch.no_grad():
+        torch.testing.assert_close(generator(mel), expected, rtol=0, atol=0)

@@ -6,7 +6,8 @@ Layouts:
 - the authors' `g_XXXXXXXX` (`{"generator": state_dict}`) and `do_XXXXXXXX`
   (`{"mpd", "msd", ...}`) files, weight norm as `weight_g`/`weight_v` and
   spectral norm as `weight_orig`/`weight_u`/`weight_v`; their config.json
-  beside the file is used when no config is given.
+  beside the file is used when no config is given;
+- NVIDIA DeepLearningExamples / NGC generator checkpoints (see nvidia.py).
 
 Old-style norm keys are renamed to torch's parametrization keys, and every
 tensor's shape is checked before loading, so a checkpoint that does not fit
@@ -19,11 +20,11 @@ from typing import Any, Mapping, Optional, Union
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from ..config import PRESETS, HiFiGANConfig, preset, resolve_config
 from ..errors import CheckpointError, ConfigError
 from ..models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
+from ..models.generator import fold_weight_parametrization
 from .io import config_of, is_our_format, read_checkpoint
 
 ConfigLike = Union[str, Path, HiFiGANConfig, dict, None]
@@ -61,8 +62,7 @@ def _is_folded(state: Mapping[str, torch.Tensor]) -> bool:
 
 def _fold_all(module: nn.Module) -> None:
     for sub in module.modules():
-        if parametrize.is_parametrized(sub, "weight"):
-            parametrize.remove_parametrizations(sub, "weight", leave_parametrized=True)
+        fold_weight_parametrization(sub)
 
 
 def load_state_checked(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -103,11 +103,16 @@ def generator_state_of(data: dict[str, Any], path: str | Path) -> tuple[StateDic
         if "generator" in data:
             return data["generator"], config
         if "state_dict" in data:  # a Lightning training checkpoint of ours
-            prefix = "generator."
-            state = {k[len(prefix):]: v for k, v in data["state_dict"].items() if k.startswith(prefix)}
-            if state:
-                return state, config
+            # the EMA of the generator weights, when the run kept one, is what a run exports
+            for prefix in ("generator_ema.", "generator."):
+                state = {k[len(prefix):]: v for k, v in data["state_dict"].items() if k.startswith(prefix)}
+                if state:
+                    return state, config
         raise CheckpointError(f"checkpoint {path} holds no generator weights")
+    from .nvidia import is_nvidia_checkpoint, nvidia_generator_state
+
+    if is_nvidia_checkpoint(data):
+        return nvidia_generator_state(data, path)
     if "generator" in data and isinstance(data["generator"], dict):
         return data["generator"], None
     if "mpd" in data and "msd" in data:
@@ -115,8 +120,8 @@ def generator_state_of(data: dict[str, Any], path: str | Path) -> tuple[StateDic
             f"{path} is a discriminator checkpoint (do_ file); a generator needs the matching g_ file"
         )
     raise CheckpointError(
-        f"{path} is not a generator checkpoint this package knows: expected our format or the "
-        f"authors' {{'generator': state_dict}}; found keys {sorted(map(str, data))[:8]}"
+        f"{path} is not a generator checkpoint this package knows: expected our format, the "
+        f"authors' {{'generator': state_dict}} or NVIDIA's; found keys {sorted(map(str, data))[:8]}"
     )
 
 

@@ -32,9 +32,24 @@ def _init_normal(module: nn.Module) -> None:
         module.weight.data.normal_(0.0, INIT_STD)
 
 
-def _fold(module: nn.Module) -> None:
-    if parametrize.is_parametrized(module, "weight"):
-        parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+def fold_weight_parametrization(module: nn.Module) -> None:
+    """Replace a parametrized `weight` (weight or spectral norm) by its current plain value.
+
+    torch's `remove_parametrizations` deletes the property from the module's
+    parametrized class, which a `copy.deepcopy` of the model shares, so folding
+    a copy would break the original; and it fails inside inference mode. This
+    restores the plain class on this module alone and works in any grad mode.
+    """
+    if not parametrize.is_parametrized(module, "weight"):
+        return
+    if len(module.parametrizations) != 1:
+        raise ValueError(f"{type(module).__name__} has parametrizations besides 'weight'")
+    with torch.inference_mode(False), torch.no_grad():
+        weight = module.weight.detach().clone()
+    requires_grad = any(p.requires_grad for p in module.parametrizations.weight.parameters())
+    module.__class__ = module.__class__.__bases__[0]  # parametrize subclasses the original class
+    del module.parametrizations
+    module.weight = nn.Parameter(weight, requires_grad=requires_grad)
 
 
 class ResBlock1(nn.Module):
@@ -143,7 +158,7 @@ class Generator(nn.Module):
     def fold_weight_norm(self) -> "Generator":
         """Replace every weight-norm parametrization by its plain weight (for inference)."""
         for module in self._weight_normed():
-            _fold(module)
+            fold_weight_parametrization(module)
         return self
 
     def num_parameters(self) -> int:

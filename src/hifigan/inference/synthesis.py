@@ -1,0 +1,141 @@
+"""Synthesis of many files: what `hifigan synthesize` runs.
+
+All inputs are loaded and checked first (a bad file stops the run before any
+work, naming the file). Then mels are sorted by length and synthesized in
+batches with exact per-item results (`Vocoder.__call__` with a list), very long
+ones through the exact streaming path in bounded memory; each output is written
+as it is ready. The summary's real-time factor counts synthesis time only
+(generator and denoiser), not file reading or writing.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Optional, Union
+
+import torch
+
+from ..audio import load_audio, save_audio
+from ..errors import DataError
+from .inputs import SynthesisInput, collect_inputs, load_mel_file
+from .vocoder import Vocoder
+
+# Mels longer than this (frames; ~46 s at 22.05 kHz / 256) are synthesized by exact streaming.
+MAX_BATCH_FRAMES = 4000
+
+
+@dataclass
+class PreparedInput:
+    """An input's mel, ready for the generator."""
+
+    source: SynthesisInput
+    mel: torch.Tensor  # [n_mels, frames], CPU
+
+    @property
+    def frames(self) -> int:
+        return int(self.mel.shape[-1])
+
+
+@dataclass
+class SynthesisSummary:
+    files: int = 0
+    audio_seconds: float = 0.0
+    synthesis_seconds: float = 0.0
+    outputs: list[Path] = field(default_factory=list)
+    plots: list[Path] = field(default_factory=list)
+
+    @property
+    def real_time_factor(self) -> float:
+        """Synthesis time / audio duration: below 1 is faster than real time."""
+        return self.synthesis_seconds / self.audio_seconds if self.audio_seconds else float("nan")
+
+
+def bundled_samples() -> Path:
+    """The folder of short sample clips shipped with the package (license in its LICENSE.md)."""
+    return Path(str(resources.files("hifigan") / "assets" / "samples"))
+
+
+def prepare_inputs(vocoder: Vocoder, inputs: Iterable[SynthesisInput]) -> list[PreparedInput]:
+    """Load every input as the mel the generator takes (audio: its mel at the model's rate)."""
+    prepared = []
+    for item in inputs:
+        if item.kind == "mel":
+            mel = load_mel_file(item.path, vocoder.n_mels)
+        else:
+            audio = load_audio(item.path, vocoder.sampling_rate)
+            try:
+                mel = vocoder.mel(audio.samples).cpu()
+            except DataError as exc:
+                raise DataError(f"{item.path}: {exc}") from None
+        prepared.append(PreparedInput(item, mel))
+    return prepared
+
+
+def synthesize_files(
+    vocoder: Vocoder,
+    inputs: Union[Iterable[SynthesisInput], Iterable[Union[str, Path]]],
+    out_dir: Union[str, Path],
+    *,
+    batch_size: int = 8,
+    subtype: str = "PCM_16",
+    plot: bool = False,
+    progress: bool = True,
+    max_batch_frames: int = MAX_BATCH_FRAMES,
+    prepared: Optional[list[PreparedInput]] = None,
+) -> SynthesisSummary:
+    """Synthesize every input into `out_dir/<name>.wav` (and `<name>.png` with `plot`)."""
+    if batch_size < 1:
+        raise DataError(f"batch size must be at least 1, got {batch_size}")
+    if prepared is None:
+        items = list(inputs)
+        if items and not isinstance(items[0], SynthesisInput):
+            items = collect_inputs(items)
+        prepared = prepare_inputs(vocoder, items)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = SynthesisSummary()
+    ordered = sorted(prepared, key=lambda p: p.frames)
+    long = [p for p in ordered if p.frames > max_batch_frames]
+    short = [p for p in ordered if p.frames <= max_batch_frames]
+    batches = [short[i:i + batch_size] for i in range(0, len(short), batch_size)] + [[p] for p in long]
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(prepared), unit="file", desc="synthesize", disable=not progress)
+    try:
+        for batch in batches:
+            started = time.perf_counter()
+            if len(batch) == 1 and batch[0].frames > max_batch_frames:
+                mel = batch[0].mel
+                chunks = (mel[:, i:i + max_batch_frames] for i in range(0, mel.shape[-1], max_batch_frames))
+                audios = [torch.cat(list(vocoder.stream(chunks)))]
+            else:
+                audios = vocoder([p.mel for p in batch])
+            summary.synthesis_seconds += time.perf_counter() - started
+            for item, audio in zip(batch, audios):
+                _write(vocoder, item, audio, out_dir, subtype, plot, summary)
+                bar.update(1)
+    finally:
+        bar.close()
+    return summary
+
+
+def _write(vocoder: Vocoder, item: PreparedInput, audio: torch.Tensor, out_dir: Path, subtype: str,
+           plot: bool, summary: SynthesisSummary) -> None:
+    path = save_audio(out_dir / f"{item.source.name}.wav", audio, vocoder.sampling_rate, subtype=subtype)
+    summary.outputs.append(path)
+    summary.files += 1
+    summary.audio_seconds += audio.numel() / vocoder.sampling_rate
+    if plot and audio.numel() >= vocoder.mel_spectrogram.min_samples:
+        from ..plotting import save_figure, spectrogram_figure
+
+        output_mel = vocoder.mel(audio).cpu()
+        figure = spectrogram_figure(
+            [item.mel, output_mel],
+            [f"input mel ({item.source.kind}: {item.source.path.name})", "mel of the synthesized audio"],
+            columns=True,
+            frame_seconds=vocoder.hop_length / vocoder.sampling_rate,
+        )
+        summary.plots.append(save_figure(figure, out_dir / f"{item.source.name}.png"))
