@@ -120,16 +120,38 @@ class DiscriminatorConfig:
 
 @dataclass
 class TrainingConfig:
-    """Optimisation recipe. Defaults are the authors' (batch 16 in total)."""
+    """Optimisation recipe. Defaults are the authors' (batch 16 in total).
+
+    `batch_size` is the total per optimiser step: it is split over every device
+    of every node and over `accumulate_grad_batches` micro-batches, so the same
+    recipe means the same optimisation on a laptop or on many GPUs.
+    """
 
     batch_size: int = 16
     segment_size: int = 8192
     learning_rate: float = 2e-4
     adam_b1: float = 0.8
     adam_b2: float = 0.99
-    lr_decay: float = 0.999
+    lr_decay: float = 0.999  # per epoch, as the authors' ExponentialLR
     seed: int = 1234
     num_workers: int = 4
+    # ---- how the run is carried out -------------------------------------------
+    accumulate_grad_batches: int = 1
+    precision: str = "32"  # "32", "16-mixed" (fp16 + loss scaling) or "bf16-mixed"
+    fp32_grouped_convs: bool = False  # NVIDIA's --no_amp_grouped_conv (mixed precision only)
+    tf32: bool = True  # TF32 matmuls/convolutions on Ampere and newer GPUs
+    ema_decay: float = 0.0  # > 0: keep an EMA of the generator, used for validation and export
+    max_steps: Optional[int] = None  # None: no step limit
+    max_epochs: Optional[int] = 3100  # the authors' --training_epochs; None: no epoch limit
+    log_every_n_steps: int = 100  # the authors' summary_interval
+    val_every_n_steps: int = 1000  # the authors' validation_interval
+    checkpoint_every_n_steps: int = 5000  # the authors' checkpoint_interval
+    keep_checkpoints: int = 3
+    val_audio_samples: int = 4  # validation clips logged as audio and spectrogram images
+    max_consecutive_nonfinite: int = 25  # stop when the loss is NaN/inf this many steps in a row
+    finetune_lr_factor: float = 1.0  # NVIDIA's --fine_tune_lr_factor
+    metrics_every_n_val: int = 0  # > 0: PESQ/STOI on validation every n-th validation (slow)
+    discriminator_channel_divisor: int = 1  # > 1 narrows the discriminators: tests/CI only
 
     def validate(self, audio: AudioConfig) -> None:
         if self.batch_size < 1:
@@ -139,6 +161,44 @@ class TrainingConfig:
                 f"training.segment_size ({self.segment_size}) must be a positive multiple of "
                 f"audio.hop_length ({audio.hop_length})"
             )
+        # YAML reads `precision: 32` as a number; "16"/"bf16" are common short forms
+        self.precision = {"16": "16-mixed", "bf16": "bf16-mixed"}.get(str(self.precision), str(self.precision))
+        if self.precision not in TRAINING_PRECISIONS:
+            raise ConfigError(
+                f"training.precision must be one of {list(TRAINING_PRECISIONS)}, got {self.precision!r}"
+            )
+        for name in ("accumulate_grad_batches", "log_every_n_steps", "val_every_n_steps",
+                     "checkpoint_every_n_steps", "keep_checkpoints", "max_consecutive_nonfinite"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"training.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_steps", "max_epochs"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ConfigError(f"training.{name} must be at least 1 or null (no limit), got {value}")
+        if self.batch_size % self.accumulate_grad_batches:
+            raise ConfigError(
+                f"training.batch_size ({self.batch_size}) must be divisible by "
+                f"training.accumulate_grad_batches ({self.accumulate_grad_batches})"
+            )
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"training.ema_decay must lie in [0, 1), got {self.ema_decay}")
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise ConfigError(f"training.lr_decay must lie in (0, 1], got {self.lr_decay}")
+        if self.learning_rate <= 0 or self.finetune_lr_factor <= 0:
+            raise ConfigError("training.learning_rate and training.finetune_lr_factor must be positive")
+        if self.val_audio_samples < 0 or self.metrics_every_n_val < 0 or self.num_workers < 0:
+            raise ConfigError(
+                "training.val_audio_samples, training.metrics_every_n_val and training.num_workers "
+                "cannot be negative"
+            )
+        if self.discriminator_channel_divisor not in (1, 2, 4, 8, 16):
+            raise ConfigError(
+                "training.discriminator_channel_divisor must be 1 (the paper's discriminators) or "
+                f"2, 4, 8, 16 (narrow ones for tests), got {self.discriminator_channel_divisor}"
+            )
+
+
+TRAINING_PRECISIONS = ("32", "16-mixed", "bf16-mixed")
 
 
 @dataclass

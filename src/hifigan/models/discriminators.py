@@ -7,6 +7,7 @@ follow the authors' code so their `do_` checkpoints map key for key.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -22,17 +23,19 @@ Output = tuple[list[torch.Tensor], list[torch.Tensor], list[list[torch.Tensor]],
 class PeriodDiscriminator(nn.Module):
     """Folds the waveform into [T / p, p] and applies 2-D convs along time only."""
 
-    def __init__(self, period: int, kernel_size: int = 5, stride: int = 3) -> None:
+    def __init__(self, period: int, kernel_size: int = 5, stride: int = 3, channel_divisor: int = 1) -> None:
         super().__init__()
         self.period = period
         pad = (same_padding(kernel_size, 1), 0)
-        widths = [1, 32, 128, 512, 1024]
+        # channel_divisor > 1 narrows every layer (tests/CI only; 1 = the paper's widths)
+        widths = [1] + [_narrow(w, channel_divisor) for w in (32, 128, 512, 1024)]
+        top = widths[-1]
         self.convs = nn.ModuleList(
             weight_norm(nn.Conv2d(c_in, c_out, (kernel_size, 1), (stride, 1), padding=pad))
             for c_in, c_out in zip(widths[:-1], widths[1:])
         )
-        self.convs.append(weight_norm(nn.Conv2d(1024, 1024, (kernel_size, 1), 1, padding=(2, 0))))
-        self.conv_post = weight_norm(nn.Conv2d(1024, 1, (3, 1), 1, padding=(1, 0)))
+        self.convs.append(weight_norm(nn.Conv2d(top, top, (kernel_size, 1), 1, padding=(2, 0))))
+        self.conv_post = weight_norm(nn.Conv2d(top, 1, (3, 1), 1, padding=(1, 0)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         batch, channels, length = x.shape
@@ -64,14 +67,16 @@ class ScaleDiscriminator(nn.Module):
         (1024, 1024, 5, 1, 1, 2),
     ]
 
-    def __init__(self, use_spectral_norm: bool = False) -> None:
+    def __init__(self, use_spectral_norm: bool = False, channel_divisor: int = 1) -> None:
         super().__init__()
         norm: Callable[[nn.Module], nn.Module] = spectral_norm if use_spectral_norm else weight_norm
+        d = channel_divisor  # > 1 narrows every layer (tests/CI only; 1 = the paper's widths)
         self.convs = nn.ModuleList(
-            norm(nn.Conv1d(c_in, c_out, k, s, groups=g, padding=p))
+            norm(nn.Conv1d(_narrow(c_in, d), _narrow(c_out, d), k, s,
+                           groups=math.gcd(g, _narrow(c_in, d), _narrow(c_out, d)), padding=p))
             for c_in, c_out, k, s, g, p in self.LAYERS
         )
-        self.conv_post = norm(nn.Conv1d(1024, 1, 3, 1, padding=1))
+        self.conv_post = norm(nn.Conv1d(_narrow(1024, d), 1, 3, 1, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         fmaps = []
@@ -81,6 +86,11 @@ class ScaleDiscriminator(nn.Module):
         x = self.conv_post(x)
         fmaps.append(x)
         return torch.flatten(x, 1, -1), fmaps
+
+
+def _narrow(channels: int, divisor: int) -> int:
+    """A layer width divided by `divisor`; the 1-channel waveform input stays 1."""
+    return channels if channels == 1 else max(channels // divisor, 1)
 
 
 class _Ensemble(nn.Module):
@@ -105,19 +115,22 @@ class _Ensemble(nn.Module):
 
 
 class MultiPeriodDiscriminator(_Ensemble):
-    def __init__(self, periods: list[int] | tuple[int, ...] = (2, 3, 5, 7, 11)) -> None:
+    def __init__(self, periods: list[int] | tuple[int, ...] = (2, 3, 5, 7, 11), channel_divisor: int = 1) -> None:
         super().__init__()
         self.periods = list(periods)
-        self.discriminators = nn.ModuleList(PeriodDiscriminator(p) for p in self.periods)
+        self.discriminators = nn.ModuleList(
+            PeriodDiscriminator(p, channel_divisor=channel_divisor) for p in self.periods
+        )
 
 
 class MultiScaleDiscriminator(_Ensemble):
     """Scale 0 sees raw audio (spectral norm); each later scale a 2x average-pooled copy."""
 
-    def __init__(self, num_scales: int = 3) -> None:
+    def __init__(self, num_scales: int = 3, channel_divisor: int = 1) -> None:
         super().__init__()
         self.discriminators = nn.ModuleList(
-            ScaleDiscriminator(use_spectral_norm=(i == 0)) for i in range(num_scales)
+            ScaleDiscriminator(use_spectral_norm=(i == 0), channel_divisor=channel_divisor)
+            for i in range(num_scales)
         )
         self.meanpools = nn.ModuleList(nn.AvgPool1d(4, 2, padding=2) for _ in range(num_scales - 1))
 

@@ -1,0 +1,193 @@
+"""`finetune()`: continue training from trained weights, on (mel, real audio) pairs or on audio.
+
+Sources (`--from`): a registered model (`universal-v1`, `lj-v1`, see
+`hifigan.pretrained`), one of our training checkpoints (generator and
+discriminators), one of our generator exports, or the authors' `g_` file; the
+authors' `do_` file beside a `g_` file (same suffix) or given with
+`discriminators=` supplies the discriminators, which are fresh otherwise.
+
+Learning rate, in both recipes: the run starts where the source's schedule
+stood, times the recipe's `finetune_lr_factor`:
+`learning_rate * lr_decay ** source_epoch * finetune_lr_factor`. With the
+authors' recipe (factor 1) this is their fine-tuning, which reloads the
+checkpoint's epoch into the scheduler; with NVIDIA's (factor 3) it is their
+`adjust_fine_tuning_lr` applied to the decayed rate of the checkpoint. The
+source epoch is known for our training checkpoints and the authors' `do_`
+files; a generator alone starts the schedule at epoch 0. Adam moments start
+fresh; the step counter of the new run starts at 0.
+
+A fine-tuning run is an ordinary run: re-running the same command on the same
+RUN_DIR resumes it from its own checkpoints, not from the source.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import weight_norm
+
+from ..checkpoints import load_discriminators, load_generator, read_checkpoint
+from ..checkpoints.io import config_of, is_our_format
+from ..config import HiFiGANConfig
+from ..errors import CheckpointError, ConfigError
+from ..models import Generator
+from .recipes import list_recipes, load_recipe
+from .run import InitialWeights, _is_rank_zero, RunOptions, TrainResult, apply_overrides, model_differences, train
+
+
+class FinetuneSource:
+    """What a fine-tuning run starts from: weights, their config, and the schedule position."""
+
+    def __init__(self, config: HiFiGANConfig, generator: dict[str, torch.Tensor], label: str,
+                 mpd: Optional[dict] = None, msd: Optional[dict] = None, epoch: int = 0,
+                 has_training_section: bool = False) -> None:
+        self.config = config
+        self.generator = generator
+        self.label = label
+        self.mpd = mpd
+        self.msd = msd
+        self.epoch = epoch
+        self.has_training_section = has_training_section
+
+    @property
+    def has_discriminators(self) -> bool:
+        return self.mpd is not None and self.msd is not None
+
+
+def _with_weight_norm(generator: Generator) -> Generator:
+    """Training keeps weight norm: put it back on a generator whose weights were folded."""
+    if generator.has_weight_norm:
+        return generator
+    for module in generator.modules():
+        if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)) and not parametrize.is_parametrized(module, "weight"):
+            weight_norm(module)
+    return generator
+
+
+def _discriminators_beside(path: Path) -> Optional[Path]:
+    """The authors save g_00100000 and do_00100000 side by side."""
+    if path.name.startswith("g_"):
+        candidate = path.with_name("do_" + path.name[2:])
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _epoch_of(data: dict[str, Any]) -> int:
+    """Epochs of learning-rate decay behind a checkpoint."""
+    schedulers = data.get("lr_schedulers")
+    if schedulers:  # ours: the scheduler's own count
+        return int(schedulers[0].get("last_epoch", 0))
+    value = data.get("epoch", 0)  # the authors' do_ file: the epoch it was saved in
+    return int(value) if isinstance(value, (int, float)) and value >= 0 else 0
+
+
+def load_source(source: Union[str, Path], discriminators: Union[str, Path, None] = None,
+                fresh_discriminators: bool = False) -> FinetuneSource:
+    """Read the starting weights (see the module doc for what `source` may be)."""
+    from .. import pretrained
+
+    text = str(source)
+    path = Path(text)
+    if not path.exists() and text in pretrained.MODELS:
+        generator, config = pretrained.load_pretrained(text, fold_weight_norm=False)
+        state = _with_weight_norm(generator).state_dict()
+        found = FinetuneSource(config, state, f"{text} ({pretrained.MODELS[text].source})")
+    elif not path.exists():
+        raise CheckpointError(
+            f"--from {text}: no such file, and not a registered model ({', '.join(pretrained.MODELS)})"
+        )
+    else:
+        data = read_checkpoint(path)
+        if is_our_format(data) and data.get("kind") == "training":
+            config = config_of(data, path)
+            states = data["state_dict"]
+            pick = lambda prefix: {k[len(prefix):]: v for k, v in states.items() if k.startswith(prefix)}
+            found = FinetuneSource(config, pick("generator."), str(path), epoch=_epoch_of(data),
+                                   has_training_section=True)
+            if not fresh_discriminators and discriminators is None:
+                found.mpd, found.msd = pick("mpd."), pick("msd.")
+        else:
+            generator, config = load_generator(path, fold_weight_norm=False, return_config=True)
+            found = FinetuneSource(config, _with_weight_norm(generator).state_dict(), str(path),
+                                   has_training_section=is_our_format(data))
+            if discriminators is None and not fresh_discriminators:
+                discriminators = _discriminators_beside(path)
+    if discriminators is not None and not fresh_discriminators:
+        disc_path = Path(discriminators)
+        if found.config.training.discriminator_channel_divisor != 1:
+            raise ConfigError("the authors' discriminators have the paper's widths; "
+                              "training.discriminator_channel_divisor must be 1")
+        mpd, msd = load_discriminators(disc_path, config=found.config)
+        found.mpd, found.msd = mpd.state_dict(), msd.state_dict()
+        found.epoch = _epoch_of(read_checkpoint(disc_path))
+    return found
+
+
+def finetune_config(source: FinetuneSource, config: Any = None,
+                    overrides: Optional[dict[str, Any]] = None) -> HiFiGANConfig:
+    """The run's config: the recipe's training settings on the source's model.
+
+    Without `config`, our checkpoints keep their own training section and other
+    sources take the recipe named like their preset (else `v1`, the authors').
+    A recipe whose model differs from the source's is an error.
+    """
+    if config is None:
+        if source.has_training_section:
+            base = source.config
+        else:
+            name = source.config.name if source.config.name in list_recipes() else "v1"
+            base = load_recipe(name)
+            data = base.to_dict()
+            for section in ("audio", "generator", "discriminator"):
+                data[section] = source.config.to_dict()[section]
+            base = HiFiGANConfig.from_dict(data, source=f"recipe {name} on {source.label}")
+    else:
+        base = load_recipe(config)
+    resolved = apply_overrides(base, overrides or {})
+    differences = model_differences(source.config, resolved, discriminators=source.has_discriminators)
+    if differences:
+        raise ConfigError(
+            f"the config does not fit the checkpoint {source.label}: " + "; ".join(differences)
+        )
+    return resolved
+
+
+def finetune_initial_lr(config: HiFiGANConfig, source_epoch: int) -> float:
+    t = config.training
+    return t.learning_rate * (t.lr_decay ** source_epoch) * t.finetune_lr_factor
+
+
+def finetune(
+    source: Union[str, Path],
+    data: Any = None,
+    out: Union[str, Path] = "runs/finetune",
+    options: Optional[RunOptions] = None,
+    *,
+    mels: Union[str, Path, None] = None,
+    config: Any = None,
+    overrides: Optional[dict[str, Any]] = None,
+    discriminators: Union[str, Path, None] = None,
+    fresh_discriminators: bool = False,
+    datamodule: Any = None,
+) -> TrainResult:
+    """Fine-tune `source` on `data` (with `mels`: generated mels paired with the real audio)."""
+    options = options or RunOptions()
+    if mels is not None:
+        options = dataclasses.replace(options, mel_dir=str(mels))
+    found = load_source(source, discriminators, fresh_discriminators)
+    base = finetune_config(found, config, overrides)
+
+    def init_factory(resolved: HiFiGANConfig) -> InitialWeights:
+        initial_lr = finetune_initial_lr(resolved, found.epoch)
+        disc = "loaded" if found.has_discriminators else "fresh"
+        if _is_rank_zero():
+            print(f"hifigan finetune: from {found.label}: discriminators {disc}, schedule epoch {found.epoch}, "
+                  f"learning rate {initial_lr:.3g}", flush=True)
+        return InitialWeights(found.generator, found.mpd, found.msd, initial_lr=initial_lr, source=found.label)
+
+    return train(base, data, out, options, datamodule=datamodule, init_factory=init_factory)

@@ -1,0 +1,119 @@
+"""Fine-tuning: from our training checkpoint on mels computed here (one frame off on some
+clips), and from the authors' g_ layout with fresh discriminators."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hifigan.audio import MelSpectrogram, load_audio
+from hifigan.config import preset, with_generator_channels
+from hifigan.errors import ConfigError
+from hifigan.training import RunOptions, train
+from hifigan.training.finetune import _discriminators_beside, finetune, finetune_config, load_source
+from test_train_module import ListData, small_config, synthetic_items
+from test_train_run import tiny_corpus
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models run as fast on one thread, and a shared 2-core machine does not oversubscribe."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def source_checkpoint(tmp_path_factory) -> Path:
+    """One of our training checkpoints: 2 steps on synthetic clips, lr decayed over 2 epochs."""
+    config = small_config(batch=1, max_steps=2, checkpoint_every_n_steps=2, lr_decay=0.5)
+    out = tmp_path_factory.mktemp("source")
+    result = train(config, out=out, datamodule=ListData(synthetic_items(config, 1), 1),
+                   options=RunOptions(accelerator="cpu", progress_bar=False, sanity_val_steps=0))
+    return result.checkpoint
+
+
+def write_mels(data: Path, config, mel_dir: Path) -> list[int]:
+    """The generator-input mel of every listed clip, as .npy; the first two are one frame off."""
+    mel = MelSpectrogram.from_config(config.audio)
+    mel_dir.mkdir()
+    offsets = []
+    for i, line in enumerate((data / "train.txt").read_text().split() + (data / "val.txt").read_text().split()):
+        audio = torch.from_numpy(load_audio(line, config.audio.sampling_rate).samples)
+        frames = mel(audio)[0].numpy()
+        if i == 0:
+            frames = np.concatenate([frames, frames[:, -1:]], axis=1)  # one frame too many
+        elif i == 1:
+            frames = frames[:, :-1]  # one frame too few
+        offsets.append(frames.shape[1] - audio.shape[0] // config.audio.hop_length)
+        np.save(mel_dir / f"{Path(line).stem}.npy", frames.astype(np.float32))
+    return offsets
+
+
+def test_finetune_from_our_checkpoint_on_generated_mels(tmp_path, allison_dir, source_checkpoint, capsys):
+    data = tiny_corpus(allison_dir, tmp_path / "data")
+    source = torch.load(source_checkpoint, weights_only=True)
+    config = small_config()
+    offsets = write_mels(data, config, tmp_path / "mels")
+    assert offsets[:2] == [1, -1] and set(offsets[2:]) == {0}
+
+    result = finetune(
+        source_checkpoint, data, tmp_path / "ft", RunOptions(accelerator="cpu", progress_bar=False),
+        mels=tmp_path / "mels",
+        overrides={"training.max_steps": 2, "training.val_every_n_steps": 2, "training.batch_size": 2,
+                   "training.finetune_lr_factor": 3.0},
+    )
+    assert "discriminators loaded" in capsys.readouterr().out
+    assert result.step == 2 and result.val_mel_l1 is not None and math.isfinite(result.val_mel_l1)
+    state = torch.load(result.checkpoint, weights_only=True)
+    # the source's schedule went through 2 epochs of decay 0.5; NVIDIA-style factor 3 on top
+    assert source["lr_schedulers"][0]["last_epoch"] == 2
+    assert math.isclose(state["hifigan_state"]["initial_lr"], 1e-3 * 0.5**2 * 3.0)
+    assert state["hifigan_state"]["step"] == 2  # a new run: its own step count
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["validation"][-1]["utterances"] == 2
+
+
+def authors_checkpoint(folder: Path, channels: int = 16) -> Path:
+    """A g_ file in the authors' layout (weight_g / weight_v) with their config.json beside it."""
+    from hifigan.models import Generator
+
+    config = with_generator_channels(preset("v1"), channels)
+    state = Generator(config.generator).state_dict()
+    legacy = {}
+    for key, value in state.items():
+        key = key.replace("parametrizations.weight.original0", "weight_g")
+        legacy[key.replace("parametrizations.weight.original1", "weight_v")] = value
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({"generator": legacy}, folder / "g_00000100")
+    a, g = config.audio, config.generator
+    (folder / "config.json").write_text(json.dumps({
+        "resblock": g.resblock, "upsample_rates": g.upsample_rates,
+        "upsample_kernel_sizes": g.upsample_kernel_sizes, "upsample_initial_channel": channels,
+        "resblock_kernel_sizes": g.resblock_kernel_sizes, "resblock_dilation_sizes": g.resblock_dilation_sizes,
+        "segment_size": 8192, "num_mels": a.n_mels, "n_fft": a.n_fft, "hop_size": a.hop_length,
+        "win_size": a.win_length, "sampling_rate": a.sampling_rate, "fmin": a.fmin, "fmax": a.fmax,
+        "fmax_for_loss": None, "batch_size": 16, "learning_rate": 0.0002, "adam_b1": 0.8, "adam_b2": 0.99,
+        "lr_decay": 0.999, "seed": 1234, "num_workers": 4,
+    }))
+    return folder / "g_00000100"
+
+
+def test_authors_generator_file_starts_with_fresh_discriminators(tmp_path):
+    path = authors_checkpoint(tmp_path / "cp_hifigan")
+    found = load_source(path)
+    assert not found.has_discriminators and found.epoch == 0
+    assert found.config.generator.upsample_initial_channel == 16
+    assert any("parametrizations.weight.original0" in k for k in found.generator)  # weight norm kept
+    config = finetune_config(found, overrides={"training.discriminator_channel_divisor": 16})
+    assert config.training.learning_rate == 2e-4  # the authors' recipe for a V1-shaped model
+    with pytest.raises(ConfigError, match="does not fit the checkpoint.*upsample_initial_channel"):
+        finetune_config(found, config="v1")
+    assert _discriminators_beside(path) is None
+    (tmp_path / "cp_hifigan" / "do_00000100").write_bytes(b"")
+    assert _discriminators_beside(path) == tmp_path / "cp_hifigan" / "do_00000100"
