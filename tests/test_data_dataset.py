@@ -71,8 +71,8 @@ def test_crop_mel_is_the_mel_of_the_cropped_audio(tmp_path, tiny_config):
     mel_fn = MelSpectrogram.from_config(tiny_config.audio)
     loss_fn = MelSpectrogram.from_config(tiny_config.audio, for_loss=True)
     starts = set()
-    for _ in range(4):
-        item = dataset[0]
+    for epoch in range(4):
+        item = dataset[(epoch, 0)]  # (epoch, index) keys, as the training sampler gives
         start = _find_start(full, item["audio"])
         starts.add(start)
         segment = full[start : start + tiny_config.training.segment_size]

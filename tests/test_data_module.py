@@ -126,7 +126,9 @@ def test_shuffling_is_seeded_and_changes_every_epoch(tmp_path, tiny_config):
             dm.trainer = types.SimpleNamespace(world_size=world, global_rank=rank)
         loader = dm.train_dataloader()
         loader.sampler.set_epoch(epoch)
-        return list(loader.sampler)
+        keys = list(loader.sampler)
+        assert all(key_epoch == epoch for key_epoch, _ in keys)
+        return [index for _, index in keys]
 
     assert order(1, 0) == order(1, 0)
     assert order(1, 0) != order(1, 1)
@@ -134,6 +136,19 @@ def test_shuffling_is_seeded_and_changes_every_epoch(tmp_path, tiny_config):
     assert sorted(order(1, 0)) == list(range(12))
     rank0, rank1 = order(1, 0, world=2, rank=0), order(1, 0, world=2, rank=1)
     assert len(rank0) == len(rank1) == 6 and sorted(rank0 + rank1) == list(range(12))
+
+
+def test_crops_are_a_function_of_seed_epoch_and_index(allison_dir, tiny_config):
+    """Crops repeat exactly on resume, differ across epochs and devices, ignore worker seeding."""
+    long_clip = allison_dir / "wavs" / "vm-review.flac"  # 7.75 s: many possible crops
+    splits = DataSplits(train=[long_clip] * 4, val=[])
+    dataset = HiFiGANDataModule(tiny_config, splits, batch_size=2, num_workers=0, seed=7)
+    dataset.setup("fit")
+    data = dataset.train_dataset
+    first = data[(0, 1)]["audio"]
+    torch.testing.assert_close(data[(0, 1)]["audio"], first, rtol=0, atol=0)
+    assert not torch.equal(data[(1, 1)]["audio"], first)  # next epoch
+    assert not torch.equal(data[(0, 2)]["audio"], first)  # another index (another device's share)
 
 
 def test_lightning_fit_sets_epochs_and_keeps_the_samplers(tmp_path, tiny_config):

@@ -51,8 +51,8 @@ def test_training_pair_is_cropped_in_step(tmp_path, tiny_config, layout):
     raw = torch.from_numpy(load_audio(wav, RATE).samples)  # fine-tuning keeps the level
     seg_frames = tiny_config.training.segment_size // HOP
     starts = set()
-    for _ in range(6):
-        item = dataset[0]
+    for epoch in range(6):
+        item = dataset[(epoch, 0)]  # (epoch, index) keys, as the training sampler gives
         assert item["mel"].shape == (80, seg_frames) and item["audio"].shape == (seg_frames * HOP,)
         start = int(item["mel"][0, 0])
         starts.add(start)

@@ -52,7 +52,7 @@ def trained(tmp_path_factory, allison_dir):
 
     config = config_module.with_generator_channels(config_module.preset("v1"), 16)
     config.training.num_workers = 0
-    config = tiny_training(config, max_steps=24, val_every_n_steps=8, checkpoint_every_n_steps=8,
+    config = tiny_training(config, max_steps=40, val_every_n_steps=8, checkpoint_every_n_steps=8,
                            keep_checkpoints=2, log_every_n_steps=4, val_audio_samples=1)
     root = tmp_path_factory.mktemp("allison-run")
     data = tiny_corpus(allison_dir, root / "data")
@@ -62,20 +62,20 @@ def trained(tmp_path_factory, allison_dir):
 
 def test_validation_mel_error_goes_down(trained):
     history = [json.loads(line) for line in (trained.run_dir / "validation.jsonl").read_text().splitlines()]
-    assert [row["step"] for row in history] == [8, 16, 24]
+    assert [row["step"] for row in history] == [8, 16, 24, 32, 40]
     assert all(row["utterances"] == 2 for row in history)  # whole utterances of the validation list
     errors = [row["mel_l1"] for row in history]
     assert errors[-1] < errors[0] - 0.1, errors
     assert trained.val_mel_l1 == errors[-1]
-    assert trained.step == 24 and trained.skipped_steps == 0
+    assert trained.step == 40 and trained.skipped_steps == 0
 
 
 def test_run_directory_holds_config_checkpoints_logs_and_export(trained):
     run = trained.run_dir
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert saved["generator"]["upsample_initial_channel"] == 16 and saved["training"]["max_steps"] == 24
+    assert saved["generator"]["upsample_initial_channel"] == 16 and saved["training"]["max_steps"] == 40
     names = sorted(p.name for p in (run / "checkpoints").iterdir())
-    assert names == ["step-00000016.ckpt", "step-00000024.ckpt"]  # every 8 steps, newest 2 kept
+    assert names == ["step-00000032.ckpt", "step-00000040.ckpt"]  # every 8 steps, newest 2 kept
     events = list((run / "logs").glob("events.out.tfevents.*"))
     assert events
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -85,17 +85,17 @@ def test_run_directory_holds_config_checkpoints_logs_and_export(trained):
     scalars = set(log.Tags()["scalars"])
     assert {"train/g_total", "train/d_total", "train/mel_l1", "lr/generator", "lr/discriminator",
             "val/mel_l1", "throughput/samples_per_s"} <= scalars
-    assert [e.step for e in log.Scalars("val/mel_l1")] == [8, 16, 24]
+    assert [e.step for e in log.Scalars("val/mel_l1")] == [8, 16, 24, 32, 40]
     assert any(tag.startswith("generated/") for tag in log.Tags()["audio"])
     assert any(tag.startswith("spectrogram/") for tag in log.Tags()["images"])
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["step"] == 24 and summary["world_size"] == 1
+    assert summary["step"] == 40 and summary["world_size"] == 1
 
 
 def test_checkpoint_and_export_load_as_generators(trained):
     checkpoint = torch.load(trained.checkpoint, weights_only=True)  # plain data only
     assert checkpoint["format"] == "hifigan" and checkpoint["kind"] == "training"
-    assert checkpoint["hifigan_state"]["step"] == 24
+    assert checkpoint["hifigan_state"]["step"] == 40
     from_checkpoint = load_generator(trained.checkpoint)
     exported = load_generator(trained.generator)
     mel = torch.randn(1, 80, 12)

@@ -14,12 +14,12 @@ main process, warns once per file and stops when too many fail.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
+import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset, DistributedSampler
 
 from ..audio import MelSpectrogram, load_audio
 from ..audio.mel import LOG_CLAMP
@@ -97,8 +97,6 @@ class VocoderDataset(Dataset):
         self.mel = MelSpectrogram.from_config(config.audio)
         self.mel_for_loss = MelSpectrogram.from_config(config.audio, for_loss=True)
         self.bad: dict[int, str] = {}  # per process: indices known to fail
-        self._generator: Optional[torch.Generator] = None
-        self._generator_pid: Optional[int] = None
 
     def __len__(self) -> int:
         return len(self.files)
@@ -107,31 +105,27 @@ class VocoderDataset(Dataset):
     def fine_tuning(self) -> bool:
         return self.mel_dir is not None
 
-    # ---- randomness: one generator per process, seeded from the loader's worker seed
-    def generator(self) -> torch.Generator:
-        pid = os.getpid()
-        if self._generator is None or self._generator_pid != pid:
-            info = get_worker_info()
-            seed = info.seed if info is not None else self.seed
-            self._generator = torch.Generator().manual_seed(int(seed) % (2**63))
-            self._generator_pid = pid
-        return self._generator
+    # ---- randomness: a function of (seed, epoch, index), see EpochKeyedSampler
+    def item_generator(self, epoch: int, index: int) -> torch.Generator:
+        state = np.random.SeedSequence([self.seed, epoch, index]).generate_state(2, np.uint64)
+        return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
     # ---- one file -> one item (raises for a bad file)
     @torch.no_grad()
-    def load_item(self, index: int) -> dict[str, Any]:
+    def load_item(self, index: int, generator: Optional[torch.Generator] = None) -> dict[str, Any]:
         path = self.files[index]
+        generator = generator or self.item_generator(0, index)
         read_header(path)  # the reasons `hifigan prepare` gives: empty, not audio, unreadable
         audio = torch.from_numpy(load_audio(path, self.audio_config.sampling_rate).samples)
         reason = too_short_reason(audio.shape[-1], self.audio_config)
         if reason:
             raise UnusableAudio(path, reason)
         if self.fine_tuning:
-            mel, audio = self._pair(path, audio)
+            mel, audio = self._pair(path, audio, generator)
         else:
             audio = peak_normalise(audio)
             if self.train:
-                audio = crop_or_pad(audio, self.segment_size, self.generator())
+                audio = crop_or_pad(audio, self.segment_size, generator)
             mel = self.mel(audio)[0]
         mel_loss = self.mel_for_loss(audio)[0]  # validation: of the whole clip, as the mel
         frames = mel.shape[-1]
@@ -142,7 +136,7 @@ class VocoderDataset(Dataset):
             "name": path.stem,
         }
 
-    def _pair(self, path: Path, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pair(self, path: Path, audio: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         assert self.mel_dir is not None
         mel_path = mel_path_for(path, self.mel_dir)
         if mel_path is None:
@@ -153,17 +147,20 @@ class VocoderDataset(Dataset):
             raise UnusableAudio(path, f"mel file {exc}") from None
         mel, audio, _ = align_pair(mel, audio, self.hop, path, mel_path)
         if self.train:
-            mel, audio = crop_pair(mel, audio, self.segment_size // self.hop, self.hop, self.generator())
+            mel, audio = crop_pair(mel, audio, self.segment_size // self.hop, self.hop, generator)
         return mel, audio
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """`key` is an index, or (epoch, index) from EpochKeyedSampler."""
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        generator = self.item_generator(epoch, index)
         skipped: list[tuple[str, str]] = []
         tries = 0
         while True:
             if index not in self.bad:
                 tries += 1
                 try:
-                    item = self.load_item(index)
+                    item = self.load_item(index, generator)
                 except LOAD_ERRORS as exc:
                     reason = exc.reason if isinstance(exc, UnusableAudio) else _reason(exc, self.files[index])
                     self.bad[index] = reason
@@ -171,7 +168,7 @@ class VocoderDataset(Dataset):
                 else:
                     item["skipped"] = skipped
                     return item
-            replacement = self._replacement(index)
+            replacement = self._replacement(index, generator)
             if replacement is None or tries >= self.max_tries:
                 last = self.files[index]
                 raise DataError(
@@ -181,13 +178,13 @@ class VocoderDataset(Dataset):
                 )
             index = replacement
 
-    def _replacement(self, index: int) -> Optional[int]:
+    def _replacement(self, index: int, generator: torch.Generator) -> Optional[int]:
         """Another file not known to be bad: random for training, the next one for validation."""
         good = len(self.files) - len(self.bad)
         if good <= 0:
             return None
         if self.train:
-            pick = int(torch.randint(0, good, (1,), generator=self.generator()))
+            pick = int(torch.randint(0, good, (1,), generator=generator))
             return [i for i in range(len(self.files)) if i not in self.bad][pick]
         for step in range(1, len(self.files) + 1):
             candidate = (index + step) % len(self.files)
@@ -211,3 +208,17 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "name": [item["name"] for item in items],
         "skipped": [entry for item in items for entry in item.get("skipped", [])],
     }
+
+
+class EpochKeyedSampler(DistributedSampler):
+    """A DistributedSampler whose keys are (epoch, index).
+
+    The dataset seeds each item's random crop from (seed, epoch, index), so
+    crops differ between devices and epochs, do not depend on worker count or
+    worker seeding, and are drawn again identically when a run resumes.
+    """
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        epoch = self.epoch
+        for index in super().__iter__():
+            yield epoch, index

@@ -13,7 +13,8 @@ main process across all workers; past `max_failure_fraction` (after
 files.
 
 Shuffling is seeded and changes every epoch: the training sampler is a
-DistributedSampler built here from the trainer's world size and rank (one
+DistributedSampler (EpochKeyedSampler: keys carry the epoch, which seeds each
+item's crop) built here from the trainer's world size and rank (one
 replica without a trainer), so Lightning keeps it and calls its `set_epoch`.
 """
 from __future__ import annotations
@@ -29,11 +30,11 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from ..config import AudioConfig, HiFiGANConfig
 from ..errors import DataError
-from .dataset import VocoderDataset, collate
+from .dataset import EpochKeyedSampler, VocoderDataset, collate
 from .lists import DataSplits
 from .pairs import scan_pairs
 from .probe import AudioHeader, UnusableAudio, read_header
@@ -285,7 +286,7 @@ class HiFiGANDataModule(LightningDataModule):
                 f"{len(self.train_dataset)} usable training files give {per_device} per device "
                 f"({world} devices), fewer than one batch of {self.batch_size}"
             )
-        sampler = DistributedSampler(
+        sampler = EpochKeyedSampler(
             self.train_dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed
         )
         return CheckedDataLoader(

@@ -5,7 +5,7 @@ calls `loader.load_state_dict()` before it creates the first iterator. Here
 the state is (epoch, batches already trained in that epoch); on resume the
 loader's sampler replays that epoch's shuffled order and skips those batches,
 so a resumed run sees the rest of the epoch it was killed in, not a restart of
-it. (Random crops inside the dataset are drawn afresh.)
+it. (Random crops are a function of (seed, epoch, index), so they repeat exactly too.)
 """
 from __future__ import annotations
 
