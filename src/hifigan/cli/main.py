@@ -37,13 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register(name: str, subparsers: argparse._SubParsersAction) -> None:
-    try:
-        module = importlib.import_module(f"hifigan.cli.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"hifigan.cli.{name}":
-            return  # command not part of this build
-        raise
-    module.register(subparsers)
+    importlib.import_module(f"hifigan.cli.{name}").register(subparsers)
 
 
 def _version() -> str:

@@ -1,0 +1,334 @@
+"""Faster synthesis paths: `optimize(generator, dtype, device, method)` -> a mel-to-audio module.
+
+Every path maps mel [B, n_mels, T] (any float dtype) to audio [B, 1, T * hop]
+in float32, with the semantics of `Generator.forward` after weight norm is
+folded; the caller's generator is never modified. Paths:
+
+- "fft", float32 (CPU, exact): the resblock convolutions by fast algorithms
+  with fewer multiplications (32-point FFT overlap-save for 7 and 11 taps,
+  Winograd F(6, 3) for 3 taps; `fast_conv.py`), the transposed convolutions as
+  polyphase GEMMs, on a time-major layout with reused buffers, run by a fused
+  C kernel where it builds (`fast_native.py`). Same audio as eager up to fp32
+  rounding: ~1e-5 max abs on real weights, as far from a float64 evaluation as
+  eager fp32 itself.
+- "fft", bfloat16 (CPU with AVX512_BF16): the same, with the channel mixing in
+  bf16 dot products (float32 sums); everything else stays float32.
+- "eager": the folded generator cast to `dtype` (bfloat16 on CPU uses oneDNN's
+  avx512_bf16 kernels; float16 / bfloat16 on CUDA use tensor cores).
+- "compile": `torch.compile` (inductor; C++/OpenMP on CPU, Triton on CUDA) of
+  the folded generator in `dtype`, weights frozen as constants.
+- "cuda-graph" (CUDA): eager in `dtype`, captured once per input shape into a
+  CUDA graph and replayed (removes the launch overhead of ~80 small kernels).
+- "auto": "fft" for float32 on CPU, "eager" otherwise.
+
+How the Vocoder plugs it in (one hook, `Vocoder._generate`): build
+`fast = optimize(generator, dtype, device)` once and call `fast(mel)` where it
+calls the generator; the result is float32 [B, 1, T * hop]. The modules are
+inference-only and not thread-safe (they reuse scratch buffers and CUDA graphs):
+one per thread.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..models import Generator
+from ..models.generator import FINAL_LRELU_SLOPE, LRELU_SLOPE
+from . import fast_native
+from .fast_conv import (
+    FastConv1d,
+    PolyphaseConvTranspose1d,
+    SequenceLayout,
+    Transform,
+    Workspace,
+    default_transform,
+)
+from .fast_native import PANEL, NativeConv1d
+
+METHODS = ("auto", "fft", "eager", "compile", "cuda-graph")
+DeviceLike = Union[str, torch.device, None]
+TransformChoice = Callable[[int], Transform]
+
+
+def folded_copy(generator: Generator, dtype: torch.dtype = torch.float32,
+                device: DeviceLike = "cpu") -> Generator:
+    """An eval-mode copy with weight norm folded, in `dtype` on `device` (the original is untouched)."""
+    from .export import _export_copy
+
+    return _export_copy(generator).to(device=torch.device(device or "cpu"), dtype=dtype)
+
+
+def _leaky_relu_into(source: torch.Tensor, slope: float, out: torch.Tensor) -> None:
+    torch.ops.aten.leaky_relu.out(source, slope, out=out)
+
+
+def _padded(channels: int) -> int:
+    """Channel count rounded up to the native kernel's panel (extra channels stay exactly zero)."""
+    return -(-channels // PANEL) * PANEL
+
+
+def _pad_conv(weight: torch.Tensor, bias: torch.Tensor, c_out: int, c_in: int) -> tuple[torch.Tensor, torch.Tensor]:
+    w = weight.new_zeros(c_out, c_in, weight.shape[2])
+    w[:weight.shape[0], :weight.shape[1]] = weight
+    b = bias.new_zeros(c_out)
+    b[:bias.shape[0]] = bias
+    return w, b
+
+
+class _Stage:
+    """One upsampling layer plus its multi-receptive-field fusion, prepared for FFTGenerator."""
+
+    def __init__(self, up: nn.ConvTranspose1d, blocks: list[nn.Module], transforms: TransformChoice,
+                 native: bool, bf16: bool) -> None:
+        self.rate = up.stride[0]
+        self.c_in, self.channels = _padded(up.in_channels), _padded(up.out_channels)
+        # ConvTranspose1d weight is [in, out, k]: pad both channel axes
+        w, b = _pad_conv(up.weight.detach().float().transpose(0, 1), up.bias.detach().float(),
+                         self.channels, self.c_in)
+        self.up = PolyphaseConvTranspose1d(w.transpose(0, 1), b, stride=self.rate, padding=up.padding[0])
+        # each resblock: a list of (first conv, second conv or None):
+        # ResBlock1 x = x + conv2(lrelu(conv1(lrelu(x)))), ResBlock2 x = x + conv1(lrelu(x))
+        self.blocks: list[list[tuple]] = []
+        for block in blocks:
+            if hasattr(block, "convs1"):
+                pairs = [(self._conv(c1, transforms, native, bf16), self._conv(c2, transforms, native, bf16))
+                         for c1, c2 in zip(block.convs1, block.convs2)]
+            else:
+                pairs = [(self._conv(c, transforms, native, bf16), None) for c in block.convs]
+            self.blocks.append(pairs)
+        self.convs = [c for pairs in self.blocks for pair in pairs for c in pair if c is not None]
+        self.max_padding = max(c.padding for c in self.convs)
+
+    def _conv(self, conv: nn.Conv1d, transforms: TransformChoice, native: bool, bf16: bool):
+        w, b = _pad_conv(conv.weight.detach().float(), conv.bias.detach().float(), self.channels, self.channels)
+        fast = FastConv1d(w, b, dilation=conv.dilation[0], transform=transforms(conv.kernel_size[0]))
+        if not native:
+            return fast
+        packed = NativeConv1d(fast, bf16=bf16)
+        fast.release_weights()  # the kernel's packed copy is the only one used from now on
+        return packed
+
+    def rows(self, total: int) -> int:
+        """Rows of a stage buffer: margins for the reads of every conv around times [0, total)."""
+        reach = max(max(c.input_extent(total), c.covered(total)) for c in self.convs)
+        return self.max_padding + reach
+
+
+class FFTGenerator(nn.Module):
+    """CPU synthesis with fast convolution algorithms: exact float32, or bf16 mixing (module docstring).
+
+    `transforms`: kernel size -> `Transform` for the stride-1 convs (default
+    `default_transform`: Winograd F(6, 3) for 3 taps, 32-point FFT up to 11).
+    `native`: use the fused C kernel (default: when it builds on this machine;
+    False forces the PyTorch implementation, same results). `bf16`: mix the
+    spectra in bfloat16 (native kernel on AVX512_BF16 CPUs only; not exact).
+    """
+
+    def __init__(self, generator: Generator, transforms: Optional[TransformChoice] = None,
+                 native: Optional[bool] = None, bf16: bool = False) -> None:
+        super().__init__()
+        model = folded_copy(generator, torch.float32, "cpu")
+        if native is None:
+            native = fast_native.available() or bf16
+        if native and not fast_native.available():
+            raise ConfigError(f"the native FFT kernel is not available: {fast_native.failure()}")
+        if bf16 and not (native and fast_native.bf16_available()):
+            raise ConfigError("bfloat16 FFT synthesis needs the native kernel on a CPU with AVX512_BF16")
+        self.native, self.bf16 = native, bf16
+        self.n_mels = model.n_mels
+        self.hop_length = model.hop_length
+        self.num_kernels = model.num_kernels
+        self.pre_weight = model.conv_pre.weight.detach()
+        self.pre_bias = model.conv_pre.bias.detach()
+        self.pre_padding = model.conv_pre.padding[0]
+        self.post_channels = model.conv_post.in_channels
+        self.post_weight = model.conv_post.weight.detach()
+        self.post_bias = model.conv_post.bias.detach()
+        self.post_padding = model.conv_post.padding[0]
+        n = model.num_kernels
+        transforms = transforms or default_transform
+        self.stages = [_Stage(up, list(model.resblocks[i * n:(i + 1) * n]), transforms, native, bf16)
+                       for i, up in enumerate(model.ups)]
+        self.gap = self._gap_frames()
+        self.workspace = Workspace()
+
+    def arithmetic_flops(self, batch: int, frames: int) -> float:
+        """FLOPs (2 per multiply-add) this path really does for a [batch, n_mels, frames] mel.
+
+        Gap frames between examples included; compare with `bench.generator_flops`
+        (direct convolution) to see how much work the fast algorithms save.
+        """
+        layout = SequenceLayout(batch, frames, self.gap)
+        total = 2.0 * self.pre_weight.numel() * batch * frames
+        for stage in self.stages:
+            length = layout.total
+            up = stage.up
+            total += sum(2.0 * w.numel() * length for _, _, products, _ in up.groups for _, w in products)
+            layout = layout.scaled(stage.rate)
+            for conv in stage.convs:
+                fast = conv.conv if isinstance(conv, NativeConv1d) else conv
+                total += fast.flops_per_frame() * fast.frames(layout.total) * fast.dilation
+        return total + 2.0 * self.post_weight.numel() * batch * frames * self.hop_length
+
+    def release_buffers(self) -> None:
+        """Free the scratch buffers kept between calls (they are re-made on the next call)."""
+        self.workspace.clear()
+
+    def _gap_frames(self) -> int:
+        """Zero frames between examples: enough for every layer's padding at its rate."""
+        need, rate = 1, 1
+        for stage in self.stages:
+            halo = max(-stage.up.min_offset, stage.up.max_offset, 0)
+            need = max(need, math.ceil(halo / rate))
+            rate *= stage.rate
+            need = max(need, math.ceil(stage.max_padding / rate))
+        return max(need, math.ceil(self.post_padding / rate))
+
+    @torch.inference_mode()
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        if mel.dim() != 3 or mel.shape[1] != self.n_mels:
+            raise ConfigError(f"expected a mel batch [B, {self.n_mels}, frames], got {tuple(mel.shape)}")
+        mel = mel.to(device="cpu", dtype=torch.float32)
+        x = F.conv1d(mel, self.pre_weight, self.pre_bias, padding=self.pre_padding)  # [B, C, T]
+        layout = SequenceLayout(mel.shape[0], mel.shape[2], self.gap)
+        source = x.transpose(1, 2)  # [B, T, C]: the examples of the first stage's input
+        for stage in self.stages:
+            source, layout = self._stage(stage, source, layout)
+        h = torch.empty(layout.batch, layout.length, self.post_channels)
+        _leaky_relu_into(source[..., :self.post_channels], FINAL_LRELU_SLOPE, h)
+        y = F.conv1d(h.transpose(1, 2), self.post_weight, self.post_bias, padding=self.post_padding)
+        return torch.tanh(y)
+
+    def _stage(self, stage: _Stage, source: torch.Tensor,
+               layout: SequenceLayout) -> tuple[torch.Tensor, SequenceLayout]:
+        """Upsample the examples `source` [B, L, C] and fuse the resblocks; returns ([B, L*s, C'] view, layout)."""
+        ws, up = self.workspace, stage.up
+        # upsampling input: lrelu(source) in a zeroed sequence with margins for the polyphase taps
+        u_origin = max(0, -up.min_offset)
+        u = ws.zeros("u", (u_origin + layout.total + max(0, up.max_offset), stage.c_in), source)
+        _leaky_relu_into(source, LRELU_SLOPE, layout.valid(u, u_origin)[..., :source.shape[-1]])
+        layout = layout.scaled(stage.rate)
+        total, origin, c = layout.total, stage.max_padding, stage.channels
+        rows = stage.rows(total)
+        covered = max(conv.covered(total) for conv in stage.convs)
+        x0, acc, tmp, h = (ws.get(name, (rows, c), source) for name in ("x0", "acc", "tmp", "h"))
+        up(u, u_origin, layout.total // stage.rate, x0[origin:], ws)
+        # every stage buffer is zero outside the examples: that is the convs' zero padding
+        for buffer in (x0, acc, tmp, h):
+            buffer[:origin].zero_()
+            buffer[origin + total:].zero_()
+        layout.zero_invalid(x0, origin, total)
+        for index, pairs in enumerate(stage.blocks):
+            spare = [tmp, h] if index > 0 else [acc, tmp] if len(pairs) % 2 else [tmp, acc]
+            current = x0
+            for conv1, conv2 in pairs:
+                if conv2 is None:  # x = x + conv(lrelu(x)), ping-pong between two buffers
+                    target = spare[0] if current is not spare[0] else spare[1]
+                    conv1(current, origin, layout, target, current, ws, LRELU_SLOPE)
+                else:  # x = x + conv2(lrelu(conv1(lrelu(x)))), in place after the first pair
+                    target = (acc if index == 0 else tmp) if current is x0 else current
+                    conv1(current, origin, layout, h, None, ws, LRELU_SLOPE)
+                    conv2(h, origin, layout, target, current, ws, LRELU_SLOPE)
+                current = target
+            if index > 0:
+                acc[origin:origin + covered].add_(current[origin:origin + covered])
+            elif current is not acc:
+                acc.copy_(current)
+        valid = layout.valid(acc, origin)
+        torch.div(valid, self.num_kernels, out=valid)
+        return valid, layout
+
+
+def optimize(generator: Generator, dtype: torch.dtype = torch.float32, device: DeviceLike = None,
+             method: str = "auto", **options) -> nn.Module:
+    """A module mel [B, n_mels, T] -> float32 audio [B, 1, T * hop] computing `generator` faster.
+
+    `method`: see the module docstring. `options`: "fft" takes `block`;
+    "compile" takes `mode` (torch.compile mode). Raises ConfigError for
+    combinations that do not exist (e.g. "fft" in bfloat16 or on CUDA).
+    """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if method not in METHODS:
+        raise ConfigError(f"unknown synthesis method {method!r}; methods are {', '.join(METHODS)}")
+    if method == "auto":
+        method = "fft" if device.type == "cpu" and dtype == torch.float32 else "eager"
+    if method == "fft":
+        if device.type != "cpu" or dtype not in (torch.float32, torch.bfloat16):
+            raise ConfigError("method 'fft' runs on CPU in float32 (exact) or bfloat16")
+        return FFTGenerator(generator, bf16=dtype == torch.bfloat16, **options)
+    if device.type == "cpu" and dtype == torch.float16:
+        raise ConfigError("float16 on CPU has no fast kernels; use bfloat16 (or float32)")
+    if method == "cuda-graph":
+        if device.type != "cuda":
+            raise ConfigError("method 'cuda-graph' needs a CUDA device")
+        return CUDAGraphGenerator(folded_copy(generator, dtype, device))
+    model = folded_copy(generator, dtype, device)
+    if method == "compile":
+        return CompiledGenerator(model, mode=options.get("mode"))
+    return CastGenerator(model)
+
+
+class CastGenerator(nn.Module):
+    """The folded generator in its own dtype/device; mel cast in, float32 audio out."""
+
+    def __init__(self, model: Generator) -> None:
+        super().__init__()
+        self.model = model
+        parameter = next(model.parameters())
+        self.dtype, self.device = parameter.dtype, parameter.device
+
+    @torch.inference_mode()
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.model(mel.to(device=self.device, dtype=self.dtype)).float()
+
+
+class CompiledGenerator(CastGenerator):
+    """`torch.compile` of the folded generator; the first call per shape compiles (tens of seconds on CPU).
+
+    Inductor's `freezing` (weights as constants, pre-packed for oneDNN) is
+    switched on around our calls only, not for the rest of the process.
+    """
+
+    def __init__(self, model: Generator, mode: Optional[str] = None) -> None:
+        super().__init__(model)
+        self.compiled = torch.compile(model, mode=mode, dynamic=False)
+
+    @torch.inference_mode()
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        import torch._inductor.config as inductor_config
+
+        with inductor_config.patch(freezing=True):
+            return self.compiled(mel.to(device=self.device, dtype=self.dtype)).float()
+
+
+class CUDAGraphGenerator(CastGenerator):
+    """Eager CUDA generator captured into one CUDA graph per input shape and replayed."""
+
+    def __init__(self, model: Generator) -> None:
+        super().__init__(model)
+        self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+
+    @torch.inference_mode()
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        key = tuple(mel.shape)
+        if key not in self._graphs:
+            static_in = torch.zeros(key, device=self.device, dtype=self.dtype)
+            stream = torch.cuda.Stream(self.device)
+            stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(stream):  # warm-up outside the graph (allocator, cuDNN autotune)
+                for _ in range(2):
+                    self.model(static_in)
+            torch.cuda.current_stream(self.device).wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self.model(static_in)
+            self._graphs[key] = (graph, static_in, static_out)
+        graph, static_in, static_out = self._graphs[key]
+        static_in.copy_(mel)
+        graph.replay()
+        return static_out.to(torch.float32, copy=True)  # the next replay overwrites static_out

@@ -1,0 +1,115 @@
+"""`hifigan bench synth`: the benchmark runs every path, checks it, and reports honest numbers."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from hifigan import Generator
+from hifigan.cli.main import main
+from hifigan.config import preset, with_generator_channels
+from hifigan.errors import ConfigError
+from hifigan.inference.bench import (
+    PathSpec,
+    benchmark_mel,
+    generator_flops,
+    parse_paths,
+    quality_check,
+    run_synth_benchmark,
+)
+from hifigan.inference.synthesis import bundled_samples
+
+
+@pytest.mark.parametrize("name", ["v1", "v3"])
+def test_flop_count_matches_torch_counter(name):
+    generator = Generator(with_generator_channels(preset(name), 32).generator).eval()
+    mel = torch.randn(2, 80, 13)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        generator(mel)
+    assert generator_flops(generator, 13) * 2 == counter.get_total_flops()
+
+
+def test_fast_path_does_less_than_half_the_work_on_v1():
+    from hifigan.inference.fast import FFTGenerator
+
+    generator = Generator(preset("v1").generator)
+    fraction = FFTGenerator(generator).arithmetic_flops(1, 100) / generator_flops(generator, 100)
+    assert 0.35 < fraction < 0.5
+
+
+def test_benchmark_mel_is_real_speech_of_the_asked_length(tiny_config):
+    mel = benchmark_mel(tiny_config, seconds=0.5, batch_size=2)
+    frames = round(0.5 * tiny_config.audio.sampling_rate / tiny_config.audio.hop_length)
+    assert mel.shape == (2, tiny_config.audio.n_mels, frames)
+    assert torch.isfinite(mel).all() and mel.max() > -5  # not the log floor: there is speech
+    assert not torch.equal(mel[0], mel[1])  # items start at different places
+
+
+def test_parse_paths():
+    cpu = torch.device("cpu")
+    assert parse_paths("fft, eager-bf16,fft", cpu) == [
+        PathSpec("eager"), PathSpec("fft"), PathSpec("eager", torch.bfloat16)]
+    with pytest.raises(ConfigError, match="unknown path"):
+        parse_paths("fastest", cpu)
+
+
+def test_benchmark_checks_and_times_every_path(tiny_config):
+    torch.manual_seed(0)
+    generator = Generator(tiny_config.generator)
+    paths = [PathSpec("eager"), PathSpec("fft"), PathSpec("eager", torch.bfloat16), PathSpec("cuda-graph")]
+    report = run_synth_benchmark(generator, tiny_config, seconds=0.3, rounds=2, paths=paths, progress=False,
+                                 gemm_size=512)
+    eager, fft, bf16, graph = report.results
+    assert eager.speedup == 1.0 and eager.max_abs_diff == 0.0 and eager.passed
+    assert fft.passed and fft.max_abs_diff < 1e-5 and len(fft.times) == 2
+    assert fft.arithmetic_fraction > 0  # reported (tiny models pad channels to 16, so no claim here)
+    assert bf16.passed is not None and bf16.mel_l1 > 0  # reduced precision: checked by mel L1
+    assert "CUDA" in graph.error  # cannot run here: reported, not fatal
+    for result in (eager, fft, bf16):
+        assert result.seconds > 0 and result.samples_per_second > 0
+        assert result.real_time == pytest.approx(
+            report.output_samples / tiny_config.audio.sampling_rate / result.seconds)
+        assert result.extra_memory_mb == result.extra_memory_mb  # measured (not NaN)
+    assert report.flops_per_sample > 0 and report.gemm_peak_gflops["fp32"] > 0
+    table = report.table()
+    assert "| fft fp32 |" in table and "not run" in table and "x real time" in table
+
+
+def test_cli_prints_the_table_and_writes_json(tiny_config, tmp_path, capsys):
+    config_file = tmp_path / "tiny.yaml"
+    tiny_config.save(config_file)
+    out = tmp_path / "bench.json"
+    code = main(["bench", "synth", "--config", str(config_file), "--seconds", "0.2", "--rounds", "1",
+                 "--paths", "fft", "--quiet", "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| eager fp32 | 1.00x" in printed and "| fft fp32 |" in printed
+    data = json.loads(out.read_text())
+    assert [r["name"] for r in data["benchmark"]["results"]] == ["eager fp32", "fft fp32"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--paths", "warp"], "unknown path"),
+    (["--device", "cuda:99"], "CUDA device"),
+    (["--device", "toaster"], "not a device"),
+    (["--quality", "/nonexistent/clip.wav"], "does not exist"),
+    (["--model", "universal-v1", "--config", "v3"], "--config goes with"),
+    (["--quality", str(sorted(bundled_samples().glob("*.flac"))[0]), "--paths", "fft"], "no bf16 path"),
+])
+def test_cli_errors_are_one_line(argv, message, capsys):
+    code = main(["bench", "synth", "--seconds", "0.1", "--rounds", "1", "--quiet", *argv])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_quality_check_scores_reduced_precision_against_fp32(tiny_config):
+    torch.manual_seed(0)
+    generator = Generator(tiny_config.generator)
+    clip = sorted(bundled_samples().glob("*.flac"))[0]
+    results = quality_check(generator, tiny_config, [clip], [PathSpec("eager", torch.bfloat16)], progress=False)
+    (result,) = results
+    assert result.clips == 1 and 0 < result.mel_l1 < 1
+    assert 1.0 <= result.pesq_wb <= 4.65 and result.max_abs_diff > 0
