@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,6 +31,15 @@ def find_shared_dir() -> Path:
         + ", ".join(str(c) for c in candidates)
         + ". Set HIFIGAN_SHARED_DIR to the folder that holds them."
     )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Test models are tiny: one intra-op thread is as fast, and never oversubscribes a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

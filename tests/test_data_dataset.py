@@ -15,14 +15,6 @@ from test_data_helpers import make_bad_files, tone, write
 RATE = 22050
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny STFTs: one thread is faster, and the CPU is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.mark.parametrize(
     "suffix, format, subtype",

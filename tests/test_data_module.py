@@ -15,13 +15,6 @@ from test_data_helpers import make_bad_files, tone, write
 RATE = 22050
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def good_files(folder, count, rate=RATE, seconds=0.4):
     return [write(folder / f"g{i:02d}.wav", tone(seconds, rate, seed=i), rate) for i in range(count)]

@@ -16,13 +16,6 @@ RATE = 22050
 HOP = 256
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def counting_mel(frames: int, n_mels: int = 80) -> np.ndarray:
     """A stand-in TTS mel whose every value is its frame index: crops show where they came from."""

@@ -19,14 +19,6 @@ from test_train_module import ListData, small_config, synthetic_items
 from test_train_run import tiny_corpus
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models run as fast on one thread, and a shared 2-core machine does not oversubscribe."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def source_checkpoint(tmp_path_factory) -> Path:

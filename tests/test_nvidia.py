@@ -13,14 +13,6 @@ from hifigan.config import with_generator_channels
 from hifigan.inference import Vocoder
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The test machine's cores are shared: one intra-op thread avoids OpenMP oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def legacy_weight_norm_state(generator):
     """Our parametrized state dict in the authors'/NVIDIA's old-style weight_g/weight_v names."""

@@ -13,14 +13,6 @@ from hifigan.inference import Vocoder
 NAMES = {"universal-v1": "universal", "lj-v1": "lj"}  # registry name -> key suffix in pretrained_v1.pt
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The test machine's cores are shared: one intra-op thread avoids OpenMP oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def reference(fixtures_dir):

@@ -13,14 +13,6 @@ from hifigan.inference import Vocoder
 from hifigan.inference.inputs import MelRangeWarning, load_mel_file
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The test machine's cores are shared: one intra-op thread avoids OpenMP oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, allison_dir):

@@ -32,14 +32,6 @@ from hifigan.training.precision import FP32_SCALE_LAYERS, keep_grouped_convs_fp3
 from hifigan.training.run import StopAtStep, check_devices
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models run as fast on one thread, and a shared 2-core machine does not oversubscribe."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def small_config(accumulate: int = 1, batch: int = 2, **training):
     config = with_generator_channels(preset("v1"), 16)

@@ -13,14 +13,6 @@ from hifigan import load_generator
 from hifigan.training import RunOptions, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models run as fast on one thread, and a shared 2-core machine does not oversubscribe."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def tiny_corpus(allison_dir: Path, folder: Path, train_count: int = 6, val_count: int = 2) -> Path:
     """A data folder whose train.txt/val.txt list a few real clips (absolute paths)."""

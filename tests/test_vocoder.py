@@ -9,14 +9,6 @@ from hifigan.inference import Vocoder
 from hifigan.inference.receptive_field import receptive_field
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The test machine's cores are shared: one intra-op thread avoids OpenMP oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def make_vocoder(config, seed=0, **options):
     torch.manual_seed(seed)
@@ -156,3 +148,22 @@ def test_reduced_precision_runs_and_stays_close(vocoder):
     reference, out = full(mel), half(mel)
     assert out.dtype == torch.float32
     assert float((out - reference).norm() / reference.norm()) < 0.05
+
+
+def test_cpu_default_is_the_fast_exact_path(tiny_config):
+    from hifigan import Generator, Vocoder
+
+    generator = Generator(tiny_config.generator)
+    fast = Vocoder(generator, tiny_config, device="cpu")
+    eager = Vocoder(Generator(tiny_config.generator), tiny_config, device="cpu", backend="torch")
+    eager.generator.load_state_dict(fast.generator.state_dict())
+    assert fast.backend == "fast" and eager.backend == "torch"
+    mel = torch.randn(2, 80, 23) - 5
+    torch.testing.assert_close(fast(mel), eager(mel), rtol=0, atol=1e-5)
+
+
+def test_fast_backend_refuses_what_it_cannot_run(tiny_config):
+    from hifigan import ConfigError, Generator, Vocoder
+
+    with pytest.raises(ConfigError, match="fast backend runs on CPU"):
+        Vocoder(Generator(tiny_config.generator), tiny_config, device="cpu", dtype="float16", backend="fast")

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     if args.download is not None:
         if args.data.lower() != "ljspeech":
-            raise DataError(f"--download only fetches LJ Speech: use `hifigan prepare ljspeech --download DIR`")
+            raise DataError("--download only fetches LJ Speech: use `hifigan prepare ljspeech --download DIR`")
         from hifigan.data.ljspeech import download_ljspeech
 
         data = download_ljspeech(args.download, progress=progress)

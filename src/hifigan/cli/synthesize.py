@@ -28,8 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if available)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
                         help="generator precision (auto: float16 on CUDA, float32 on CPU)")
-    parser.add_argument("--backend", default="torch", choices=["torch", "onnx"],
-                        help="run the generator with PyTorch or with onnxruntime (CPU)")
+    parser.add_argument("--backend", default="auto", choices=["auto", "fast", "torch", "onnx"],
+                        help="auto (default): the fast exact CPU kernels on CPU, PyTorch on CUDA; "
+                             "fast, torch (eager PyTorch) or onnx (onnxruntime, CPU) pick one")
     parser.add_argument("--denoise", type=float, default=0.0, metavar="S",
                         help="bias denoiser strength, e.g. 0.005-0.1 (default 0: off)")
     parser.add_argument("--float", dest="float_wav", action="store_true",
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     rtf = summary.real_time_factor
     speed = f"{1 / rtf:.1f}x faster than real time" if rtf and rtf < 1 else f"{rtf:.2f}x slower than real time"
     dtype = str(vocoder.dtype).replace("torch.", "")
-    print(f"model: {model} ({vocoder.sampling_rate} Hz, {args.backend} on {vocoder.device}, {dtype}"
+    print(f"model: {model} ({vocoder.sampling_rate} Hz, {vocoder.backend} on {vocoder.device}, {dtype}"
           + (f", denoise {args.denoise:g}" if args.denoise else "") + ")")
     print(f"wrote {summary.files} file{'s' if summary.files != 1 else ''}, "
           f"{summary.audio_seconds:.1f} s of audio, to {args.out}"

@@ -14,7 +14,6 @@ flow, so one trace serves every batch size and length.
 """
 from __future__ import annotations
 
-import io
 import json
 import warnings
 from dataclasses import dataclass

@@ -10,10 +10,12 @@ training goes through this class; the CLI is a thin layer over it.
   (the tail that padding would have touched is recomputed without it).
 - `vocoder.stream(chunks)`: audio as mel frames arrive (see streaming.py).
 - `denoise=`: NVIDIA's bias denoiser (denoiser.py), off by default.
-- `backend="onnx"`: run the generator with onnxruntime on CPU.
+- `backend`: "auto" (default) runs the fast CPU path of `fast.py` on CPU
+  (exact in float32; bf16 mixing in bfloat16 where the CPU has avx512_bf16)
+  and eager PyTorch on CUDA; "fast", "torch" (eager) and "onnx"
+  (onnxruntime on CPU) pick one.
 
-`_generate` is the single place where the generator runs: other paths (fast
-CPU kernels) plug in there.
+`_generate` is the single place where the generator runs.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from .streaming import WindowedStream
 
 DeviceLike = Union[str, torch.device, None]
 MelLike = Union[torch.Tensor, np.ndarray]
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("auto", "fast", "torch", "onnx")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -70,7 +72,7 @@ class Vocoder:
         *,
         denoise: float = 0.0,
         denoise_mode: BiasMode = "zeros",
-        backend: str = "torch",
+        backend: str = "auto",
         onnx_session=None,
     ) -> None:
         self.config = config
@@ -79,6 +81,7 @@ class Vocoder:
         self.denoise_mode = denoise_mode
         self._denoiser: Optional[Denoiser] = None
         self._session = None
+        self._fast = None  # the fast CPU module (fast.py), when that backend runs
         if backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; backends are {', '.join(BACKENDS)}")
         self.backend = backend
@@ -96,13 +99,18 @@ class Vocoder:
             self.generator = None
         else:
             if generator is None:
-                raise ConfigError("backend='torch' needs a generator")
+                raise ConfigError(f"backend={backend!r} needs a generator")
             self.dtype = resolve_dtype(dtype, self.device)
             if generator.has_weight_norm:
                 generator.fold_weight_norm()
             self.generator = generator.eval().to(device=self.device, dtype=self.dtype)
             for parameter in self.generator.parameters():
                 parameter.requires_grad_(False)
+            self.backend = self._resolve_backend(backend)
+            if self.backend == "fast":
+                from .fast import optimize
+
+                self._fast = optimize(self.generator, self.dtype, self.device, method="fft")
         self.mel_spectrogram = MelSpectrogram.from_config(config.audio).to(self.device)
         self.receptive_field: ReceptiveField = receptive_field(config.generator)
 
@@ -176,9 +184,27 @@ class Vocoder:
         """Algorithmic latency of `stream` (its lookahead), without the denoiser."""
         return self.receptive_field.latency_ms(self.config.audio)
 
+    def _resolve_backend(self, backend: str) -> str:
+        """"auto": the fast CPU path where it exists for this device and dtype, else eager."""
+        fast_possible = self.device.type == "cpu" and self.dtype in (torch.float32, torch.bfloat16)
+        if self.dtype == torch.bfloat16 and fast_possible:
+            from . import fast_native
+
+            fast_possible = fast_native.bf16_available()
+        if backend == "fast" and not fast_possible:
+            raise ConfigError(
+                "the fast backend runs on CPU in float32 (or bfloat16 on CPUs with avx512_bf16); "
+                f"this vocoder is {self.dtype} on {self.device}: use backend='torch'"
+            )
+        if backend == "auto":
+            return "fast" if fast_possible else "torch"
+        return backend
+
     # ---- the one place the generator runs ------------------------------------------------
     def _generate(self, mel: torch.Tensor) -> torch.Tensor:
         """Mel [B, n_mels, T] on any device -> audio [B, T * hop], float32 on `self.device`."""
+        if self._fast is not None:
+            return self._fast(mel.to(device=self.device, dtype=torch.float32)).squeeze(1)
         if self._session is not None:
             from .export import INPUT_NAME
 
