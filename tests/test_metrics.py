@@ -140,3 +140,19 @@ def test_silence_and_unusable_pairs(allison_dir, speech):
         M.mcd(speech, broken, RATE)
     # torch tensors shaped [1, T] are accepted like arrays
     assert M.mcd(torch.from_numpy(speech)[None], torch.from_numpy(speech)[None], RATE) == 0.0
+
+
+def test_input_band_mel_l1_ignores_what_lies_above_fmax(speech, audio_config):
+    """Noise above 8 kHz moves the full-band mel L1, not the generator-input-band one."""
+    import scipy.signal
+
+    from hifigan.audio import resample
+
+    rate = audio_config.sampling_rate
+    clean = resample(speech, RATE, rate)
+    rng = np.random.default_rng(0)
+    highpass = scipy.signal.butter(8, 9000, "highpass", fs=rate, output="sos")
+    noisy = clean + scipy.signal.sosfilt(highpass, rng.standard_normal(len(clean)) * 0.01).astype(np.float32)
+    full = M.mel_l1(clean, noisy, audio_config, rate)
+    band = M.mel_l1(clean, noisy, audio_config, rate, input_band=True)
+    assert full > 0.3 and band < full / 5, (full, band)

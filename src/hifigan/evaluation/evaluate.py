@@ -43,6 +43,7 @@ class MetricSpec(NamedTuple):
 
 METRICS = (
     MetricSpec("mel_l1", "mel L1", False, 4),
+    MetricSpec("mel_l1_input", "mel L1 <fmax", False, 4),
     MetricSpec("mr_stft", "MR-STFT", False, 3),
     MetricSpec("pesq", "PESQ", True, 3),
     MetricSpec("stoi", "STOI", True, 4),
@@ -141,6 +142,7 @@ def score_clip(
         scores.values.update(dict(zip(keys, result)))
 
     attempt(("mel_l1",), lambda: (M.mel_l1(ref, gen, audio_config, sampling_rate),))
+    attempt(("mel_l1_input",), lambda: (M.mel_l1(ref, gen, audio_config, sampling_rate, input_band=True),))
 
     def mr_stft():
         distance = M.multi_resolution_stft(ref, gen, sampling_rate)
@@ -478,7 +480,7 @@ def _write_outputs(out: Path, clip: ClipResult, job: _Job, baseline_audio: Optio
     if plot:
         from ..plotting import save_figure, spectrogram_figure
 
-        mel = M._loss_mel(job.audio)
+        mel = M._cached_mel(job.audio, for_loss=True)
         mels = [mel(_tensor(samples))[0] for samples in outputs.values()]
         titles = ["original", "HiFi-GAN copy synthesis"]
         if baseline_audio is not None:

@@ -77,6 +77,8 @@ DEFINITIONS = {
     "mel_l1": "mean |loss-mel(original) - loss-mel(generated)|: full-band (fmax_for_loss) natural-log mel of "
               "the model's AudioConfig at the model's rate, both cropped to whole hops (the authors' "
               "validation mel error)",
+    "mel_l1_input": "mel_l1 on the generator's input mel (fmax, 8 kHz for the presets) instead of the "
+                    "full-band loss mel: the band the model is given",
     "mr_stft": "spectral convergence ||S|-|S'||_F/||S||_F + mean |ln|S| - ln|S'||, each averaged over "
                "(n_fft, hop, win) = (1024, 120, 600), (2048, 240, 1200), (512, 50, 240), Hann, centred, at the "
                "model's rate; mr_stft_sc and mr_stft_mag are the two parts",
@@ -163,28 +165,31 @@ def _one_torch_thread():
 
 # ---- mel L1 ------------------------------------------------------------------------
 
-_LOSS_MELS: dict[tuple, MelSpectrogram] = {}
+_MELS: dict[tuple, MelSpectrogram] = {}
 
 
-def _loss_mel(audio_config: AudioConfig) -> MelSpectrogram:
-    key = tuple(sorted(vars(audio_config).items()))
-    if key not in _LOSS_MELS:
-        _LOSS_MELS[key] = MelSpectrogram.from_config(audio_config, for_loss=True)
-    return _LOSS_MELS[key]
+def _cached_mel(audio_config: AudioConfig, for_loss: bool) -> MelSpectrogram:
+    key = (tuple(sorted(vars(audio_config).items())), for_loss)
+    if key not in _MELS:
+        _MELS[key] = MelSpectrogram.from_config(audio_config, for_loss=for_loss)
+    return _MELS[key]
 
 
 def mel_l1(
-    reference: AudioLike, generated: AudioLike, audio_config: AudioConfig, sampling_rate: Optional[int] = None
+    reference: AudioLike, generated: AudioLike, audio_config: AudioConfig, sampling_rate: Optional[int] = None,
+    *, input_band: bool = False,
 ) -> float:
     """The authors' validation mel error: L1 between full-band loss mels of whole-hop crops.
 
     Inputs are at `sampling_rate` (default: the model's) and are resampled to the model's rate.
+    `input_band` uses the generator's input mel (`fmax`) instead: the band a model is given,
+    which is what to compare on band-limited recordings (nothing above `fmax`).
     """
     rate = audio_config.sampling_rate
     ref, gen = aligned_pair(reference, generated, sampling_rate or rate)
     if sampling_rate and sampling_rate != rate:
         ref, gen = _at_rate(ref, gen, sampling_rate, rate)
-    mel = _loss_mel(audio_config)
+    mel = _cached_mel(audio_config, for_loss=not input_band)
     hop = audio_config.hop_length
     length = (len(ref) // hop) * hop
     _require_samples("mel_l1", length, mel.min_samples, rate)
