@@ -30,17 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    import yaml
-
-    from hifigan.errors import ConfigError
+    from hifigan.cli.train import parse_sets
     from hifigan.training.bench import bench_train
 
-    overrides = {}
-    for text in args.sets:
-        key, sep, value = text.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {text!r}: expected SECTION.KEY=VALUE")
-        overrides[key.strip()] = yaml.safe_load(value)
+    overrides = parse_sets(args.sets)
     direct = {
         "training.precision": args.precision,
         "training.accumulate_grad_batches": args.accumulate,

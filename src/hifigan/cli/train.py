@@ -71,18 +71,24 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar (batch jobs)")
 
 
-def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
-    """Command-line options as `section.key -> value` overrides of the recipe."""
+def parse_sets(sets: list[str]) -> dict[str, Any]:
+    """`--set SECTION.KEY=VALUE` options as overrides (values parsed as YAML scalars)."""
     import yaml
 
     from hifigan.errors import ConfigError
 
     overrides: dict[str, Any] = {}
-    for text in args.sets:
+    for text in sets:
         key, sep, value = text.partition("=")
         if not sep or "." not in key:
             raise ConfigError(f"--set {text!r}: expected SECTION.KEY=VALUE, e.g. training.lr_decay=0.9998")
         overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """Command-line options as `section.key -> value` overrides of the recipe."""
+    overrides = parse_sets(args.sets)
     direct = {
         "training.precision": args.precision,
         "training.max_steps": args.max_steps,

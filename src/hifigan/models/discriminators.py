@@ -20,6 +20,17 @@ from .generator import LRELU_SLOPE, same_padding
 Output = tuple[list[torch.Tensor], list[torch.Tensor], list[list[torch.Tensor]], list[list[torch.Tensor]]]
 
 
+def _conv_stack(convs: nn.ModuleList, conv_post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Leaky-ReLU conv layers then the output conv: (flattened logits, every layer's activation)."""
+    fmaps = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        fmaps.append(x)
+    x = conv_post(x)
+    fmaps.append(x)
+    return torch.flatten(x, 1, -1), fmaps
+
+
 class PeriodDiscriminator(nn.Module):
     """Folds the waveform into [T / p, p] and applies 2-D convs along time only."""
 
@@ -44,13 +55,7 @@ class PeriodDiscriminator(nn.Module):
             x = F.pad(x, (0, extra), mode="reflect")
             length += extra
         x = x.view(batch, channels, length // self.period, self.period)
-        fmaps = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmaps.append(x)
-        x = self.conv_post(x)
-        fmaps.append(x)
-        return torch.flatten(x, 1, -1), fmaps
+        return _conv_stack(self.convs, self.conv_post, x)
 
 
 class ScaleDiscriminator(nn.Module):
@@ -79,13 +84,7 @@ class ScaleDiscriminator(nn.Module):
         self.conv_post = norm(nn.Conv1d(_narrow(1024, d), 1, 3, 1, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        fmaps = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmaps.append(x)
-        x = self.conv_post(x)
-        fmaps.append(x)
-        return torch.flatten(x, 1, -1), fmaps
+        return _conv_stack(self.convs, self.conv_post, x)
 
 
 def _narrow(channels: int, divisor: int) -> int:
