@@ -42,3 +42,14 @@ def make_bad_files(folder: Path, rate: int = 22050) -> dict[str, Path]:
     files["one_sample"] = write(folder / "one_sample.wav", np.zeros(1, np.float32) + 0.1, rate)
     files["silent"] = write(folder / "silent.wav", np.zeros(rate, np.float32), rate)
     return files
+
+
+def make_lj(root: Path, count: int = 12, seconds: float = 0.2, rate: int = 22050) -> Path:
+    """A tiny LJ Speech folder: metadata.csv (ID|text|normalised) + wavs/ID.wav."""
+    lines = []
+    for i in range(count):
+        uid = f"LJ001-{i:04d}"
+        write(root / "wavs" / f"{uid}.wav", tone(seconds, rate, seed=i), rate)
+        lines.append(f"{uid}|Text number {i}.|Text number {i}.")
+    (root / "metadata.csv").write_text("\n".join(lines) + "\n")
+    return root

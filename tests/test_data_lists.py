@@ -8,20 +8,9 @@ import pytest
 from hifigan.data import load_splits, read_file_list, seeded_split, write_file_list
 from hifigan.data.lists import MissingFilesWarning, validation_count
 from hifigan.errors import DataError
-from test_data_helpers import tone, write
+from test_data_helpers import make_lj, tone, write
 
 RATE = 22050
-
-
-def make_lj(root: Path, count: int = 12) -> Path:
-    """A tiny LJ Speech folder: metadata.csv (ID|text|normalised) + wavs/ID.wav."""
-    lines = []
-    for i in range(count):
-        uid = f"LJ001-{i:04d}"
-        write(root / "wavs" / f"{uid}.wav", tone(0.2, RATE, seed=i), RATE)
-        lines.append(f"{uid}|Text number {i}.|Text number {i}.")
-    (root / "metadata.csv").write_text("\n".join(lines) + "\n")
-    return root
 
 
 def names(paths) -> list[str]:

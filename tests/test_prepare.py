@@ -13,7 +13,7 @@ from hifigan.data import load_splits
 from hifigan.data.ljspeech import download_ljspeech
 from hifigan.data.prepare import inspect_corpus, prepare_corpus
 from hifigan.errors import DataError
-from test_data_helpers import make_bad_files, tone, write
+from test_data_helpers import make_bad_files, make_lj, tone, write
 
 RATE = 22050
 
@@ -105,13 +105,7 @@ def test_cli_errors(tmp_path, capsys):
 
 def make_lj_archive(tmp_path, count=8, extra=None):
     """A small LJSpeech-1.1.tar.bz2 shaped like the official one."""
-    src = tmp_path / "src" / "LJSpeech-1.1"
-    lines = []
-    for i in range(count):
-        uid = f"LJ001-{i:04d}"
-        write(src / "wavs" / f"{uid}.wav", tone(0.3, RATE, seed=i), RATE)
-        lines.append(f"{uid}|Text {i}.|Text {i}.")
-    (src / "metadata.csv").write_text("\n".join(lines) + "\n")
+    src = make_lj(tmp_path / "src" / "LJSpeech-1.1", count=count, seconds=0.3)
     (src / "README").write_text("LJ Speech stand-in\n")
     archive = tmp_path / "LJSpeech-1.1.tar.bz2"
     with tarfile.open(archive, "w:bz2") as tar:

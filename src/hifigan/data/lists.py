@@ -88,9 +88,10 @@ def _is_path_entry(entry: str) -> bool:
     return Path(entry).suffix.lower() in AUDIO_SUFFIXES
 
 
-def _id_audio(audio_dir: Path, utterance_id: str) -> Optional[Path]:
-    for suffix in AUDIO_SUFFIXES:
-        candidate = audio_dir / f"{utterance_id}{suffix}"
+def file_with_stem(folder: Path, stem: str, suffixes: Sequence[str]) -> Optional[Path]:
+    """`folder/<stem><suffix>` for the first suffix that exists as a file, or None."""
+    for suffix in suffixes:
+        candidate = folder / f"{stem}{suffix}"
         if candidate.is_file():
             return candidate
     return None
@@ -125,7 +126,7 @@ def read_file_list(
             continue
         hit = None
         for folder in id_dirs:
-            hit = _id_audio(folder, entry)
+            hit = file_with_stem(folder, entry, AUDIO_SUFFIXES)
             if hit is not None:
                 break
         if hit is None:

@@ -17,6 +17,7 @@ import torch
 
 from ..config import AudioConfig
 from ..errors import DataError
+from .lists import file_with_stem
 from .probe import AudioHeader, UnusableAudio
 
 MEL_SUFFIXES = (".npy", ".pt")
@@ -25,11 +26,7 @@ FRAME_TOLERANCE = 2  # frames of difference trimmed silently (well, with a count
 
 def mel_path_for(audio_path: Path, mel_dir: Path) -> Optional[Path]:
     """The mel file named after the audio's stem, or None when there is none."""
-    for suffix in MEL_SUFFIXES:
-        candidate = mel_dir / f"{audio_path.stem}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
+    return file_with_stem(mel_dir, audio_path.stem, MEL_SUFFIXES)
 
 
 def load_mel(path: Path, n_mels: int) -> torch.Tensor:
