@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
@@ -23,6 +24,11 @@ class AudioConfig:
     `fmax` bounds the mel the generator sees; `fmax_for_loss` bounds the mel of
     the training loss and of the validation error (None = full band, as the
     authors' recipe does).
+
+    The fields after `fmax_for_loss` describe the front end's dialect: how
+    other toolkits frame, scale and normalise their mels (see
+    `audio/frontends.py` for the named ones). Their defaults are the authors'
+    front end, so a config without them is exactly the original.
     """
 
     sampling_rate: int = 22050
@@ -33,6 +39,33 @@ class AudioConfig:
     fmin: float = 0.0
     fmax: Optional[float] = 8000.0
     fmax_for_loss: Optional[float] = None
+    # ---- the dialect (defaults: the authors') ------------------------------------
+    frontend: str = "hifigan"  # the dialect's name, for display and for input checks
+    preemphasis: float = 0.0  # y[t] = x[t] - a x[t - 1] before the STFT (0: off)
+    center: bool = False  # True: pad n_fft // 2 each side, 1 + T // hop frames; False: (n_fft - hop) // 2, T // hop
+    pad_mode: str = "reflect"  # how the signal is padded for framing: "reflect" or "constant" (zeros)
+    periodic_window: bool = True  # False: the symmetric Hann window (NeMo)
+    power: float = 1.0  # 1: magnitude, 2: power spectrum
+    magnitude_eps: float = 1e-9  # added to re^2 + im^2 before the square root (0: none)
+    mel_scale: str = "slaney"  # "slaney" or "htk" mel frequencies
+    mel_norm: Optional[str] = "slaney"  # "slaney" (area-normalised filters) or None
+    log: str = "ln"  # "ln" or "log10"
+    log_gain: float = 1.0  # the log is multiplied by this (20 with log10: decibels, as Coqui)
+    log_floor: float = 1e-5  # the mel is floored before the log ...
+    log_floor_mode: str = "clamp"  # ... by "clamp" (max(mel, floor)) or "add" (mel + floor)
+    floor_last_frame: bool = False  # the last frame set to log(floor) (NeMo masks it)
+    # optional normalisation of the log mel:
+    # "per-band": (mel - norm_mean[b]) / norm_scale[b] (ParallelWaveGAN's stats.h5);
+    # "db-range": Coqui's ((mel_db - ref_level_db) - min_level_db) / -min_level_db, mapped to
+    # [-max_norm, max_norm] if symmetric_norm (else [0, max_norm]) and clipped if clip_norm
+    normalize: Optional[str] = None
+    norm_mean: Optional[list[float]] = None
+    norm_scale: Optional[list[float]] = None
+    ref_level_db: float = 20.0
+    min_level_db: float = -100.0
+    max_norm: float = 4.0
+    symmetric_norm: bool = True
+    clip_norm: bool = True
 
     def validate(self) -> None:
         for name in ("sampling_rate", "n_fft", "hop_length", "win_length", "n_mels"):
@@ -54,15 +87,70 @@ class AudioConfig:
                     f"audio.{name} = {value} must lie in (fmin={self.fmin}, "
                     f"Nyquist={nyquist}] or be null for the full band"
                 )
+        choices = {
+            "pad_mode": ("reflect", "constant"),
+            "mel_scale": ("slaney", "htk"),
+            "mel_norm": ("slaney", None),
+            "log": ("ln", "log10"),
+            "log_floor_mode": ("clamp", "add"),
+            "normalize": (None, "per-band", "db-range"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"audio.{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
+        if self.power not in (1.0, 2.0):
+            raise ConfigError(f"audio.power must be 1 (magnitude) or 2 (power), got {self.power}")
+        if not 0.0 <= self.preemphasis < 1.0:
+            raise ConfigError(f"audio.preemphasis must lie in [0, 1), got {self.preemphasis}")
+        if not self.log_floor > 0 or self.magnitude_eps < 0:
+            raise ConfigError("audio.log_floor must be positive and audio.magnitude_eps not negative")
+        if self.normalize == "per-band":
+            for name in ("norm_mean", "norm_scale"):
+                values = getattr(self, name)
+                if values is None or len(values) != self.n_mels:
+                    raise ConfigError(
+                        f"audio.normalize 'per-band' needs audio.{name} with one value per band "
+                        f"({self.n_mels}), got {None if values is None else len(values)}"
+                    )
+            if any(not (v > 0) for v in self.norm_scale):
+                raise ConfigError("audio.norm_scale must be positive in every band")
+        if self.normalize == "db-range" and (self.min_level_db >= 0 or self.max_norm <= 0):
+            raise ConfigError("audio.normalize 'db-range' needs min_level_db < 0 and max_norm > 0")
 
     @property
     def frame_ms(self) -> float:
         return 1000.0 * self.hop_length / self.sampling_rate
 
+    @property
+    def is_original_frontend(self) -> bool:
+        """True for the authors' front end (natural log, their framing, no normalisation)."""
+        return all(getattr(self, f.name) == f.default for f in dataclasses.fields(self)
+                   if f.name in dialect_fields() and f.name != "frontend")
+
+    def frames(self, samples: int) -> int:
+        """Mel frames of a clip of `samples` samples (1 + T // hop when centred, else T // hop)."""
+        return samples // self.hop_length + (1 if self.center else 0)
+
+
+def dialect_fields() -> tuple[str, ...]:
+    """Names of the `AudioConfig` fields that describe the front end's dialect (after fmax_for_loss)."""
+    names = [f.name for f in dataclasses.fields(AudioConfig)]
+    return tuple(names[names.index("fmax_for_loss") + 1:])
+
 
 @dataclass
 class GeneratorConfig:
-    """The generator architecture (the paper's Table 5 parameters)."""
+    """The generator architecture (the paper's Table 5 parameters), plus what other toolkits vary.
+
+    Upsampling layer i (rate u, kernel k) pads ceil((k - u) / 2) with an output
+    padding of (k - u) % 2, so it always yields exactly u x its input length:
+    for the authors' even k - u that is their (k - u) / 2, and for odd rates
+    with k = 2u it is ParallelWaveGAN's u // 2 + u % 2 with output padding u % 2.
+    `conv_padding_mode` "reflect" is SpeechBrain's padding of its stride-1
+    convolutions. `inference_padding` frames are replicated at both ends of the
+    mel by the source toolkit's own inference call (Coqui, SpeechBrain: 5), whose
+    output keeps them; `Vocoder(..., toolkit_padding=True)` reproduces that call.
+    """
 
     resblock: str = "1"  # "1": ResBlock1 (V1, V2), "2": ResBlock2 (V3)
     upsample_rates: list[int] = field(default_factory=lambda: [8, 8, 2, 2])
@@ -72,6 +160,8 @@ class GeneratorConfig:
     resblock_dilation_sizes: list[list[int]] = field(
         default_factory=lambda: [[1, 3, 5], [1, 3, 5], [1, 3, 5]]
     )
+    conv_padding_mode: str = "zeros"  # "zeros" (the authors') or "reflect" (SpeechBrain)
+    inference_padding: int = 0  # frames the source toolkit's inference call replicates at each end
 
     def validate(self) -> None:
         if str(self.resblock) not in ("1", "2"):
@@ -82,22 +172,41 @@ class GeneratorConfig:
                 f"generator.upsample_kernel_sizes has {len(self.upsample_kernel_sizes)}"
             )
         for rate, kernel in zip(self.upsample_rates, self.upsample_kernel_sizes):
-            if rate <= 0 or kernel < rate or (kernel - rate) % 2:
+            if int(rate) != rate or rate <= 0 or kernel < rate:
                 raise ConfigError(
-                    f"generator upsampling layer with rate {rate} and kernel {kernel}: the kernel "
-                    "must be at least the rate and differ from it by an even number, so that "
-                    "each layer produces exactly rate x its input length"
+                    f"generator upsampling layer with rate {rate} and kernel {kernel}: the rate must be "
+                    "a positive integer and the kernel at least the rate"
+                )
+            if rate == 1 and (kernel - rate) % 2:
+                raise ConfigError(
+                    f"generator upsampling layer with rate 1 and kernel {kernel}: an even kernel cannot "
+                    "keep the length at rate 1"
                 )
         if len(self.resblock_kernel_sizes) != len(self.resblock_dilation_sizes):
             raise ConfigError(
                 "generator.resblock_kernel_sizes and generator.resblock_dilation_sizes "
                 "must have the same length"
             )
+        if any(k % 2 == 0 for k in self.resblock_kernel_sizes):
+            raise ConfigError(
+                f"generator.resblock_kernel_sizes must be odd (length-preserving), got {self.resblock_kernel_sizes}"
+            )
         if self.upsample_initial_channel % (2 ** len(self.upsample_rates)):
             raise ConfigError(
                 f"generator.upsample_initial_channel ({self.upsample_initial_channel}) must be "
                 f"divisible by 2^{len(self.upsample_rates)} (channels halve at every upsampling)"
             )
+        if self.conv_padding_mode not in ("zeros", "reflect"):
+            raise ConfigError(
+                f"generator.conv_padding_mode must be 'zeros' or 'reflect', got {self.conv_padding_mode!r}"
+            )
+        if int(self.inference_padding) < 0:
+            raise ConfigError(f"generator.inference_padding cannot be negative, got {self.inference_padding}")
+
+    def upsample_padding(self, index: int) -> tuple[int, int]:
+        """(padding, output_padding) of upsampling layer `index`: exactly rate x the input length."""
+        rate, kernel = self.upsample_rates[index], self.upsample_kernel_sizes[index]
+        return (kernel - rate + 1) // 2, (kernel - rate) % 2
 
     @property
     def total_upsampling(self) -> int:
@@ -342,43 +451,41 @@ def _dump(data: dict[str, Any], suffix: str) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
-# ---- presets ---------------------------------------------------------------------
+# ---- presets: the one registry of named configs ----------------------------------------
+# Every named config (the paper's v1/v2/v3, NVIDIA's recipe, other toolkits' architectures and
+# sample rates) is a YAML file in the package's `recipes/` folder: adding one is adding a file.
 
-def _v1() -> HiFiGANConfig:
-    return HiFiGANConfig(name="v1")
+def _preset_folder():
+    from importlib import resources
 
-
-def _v2() -> HiFiGANConfig:
-    return HiFiGANConfig(name="v2", generator=GeneratorConfig(upsample_initial_channel=128))
-
-
-def _v3() -> HiFiGANConfig:
-    return HiFiGANConfig(
-        name="v3",
-        generator=GeneratorConfig(
-            resblock="2",
-            upsample_rates=[8, 8, 4],
-            upsample_kernel_sizes=[16, 16, 8],
-            upsample_initial_channel=256,
-            resblock_kernel_sizes=[3, 5, 7],
-            resblock_dilation_sizes=[[1, 2], [2, 6], [3, 12]],
-        ),
-    )
+    return resources.files("hifigan").joinpath("recipes")
 
 
-PRESETS = {"v1": _v1, "v2": _v2, "v3": _v3}
+def preset_names() -> list[str]:
+    """Names of the shipped presets and recipes (`v1`, `v2`, `v3`, `v1-nvidia`, ...)."""
+    return sorted(p.name[: -len(".yaml")] for p in _preset_folder().iterdir() if p.name.endswith(".yaml"))
+
+
+def preset_path(name: str) -> Path:
+    """The YAML file of a shipped preset, to read or copy."""
+    entry = _preset_folder().joinpath(f"{name}.yaml")
+    if not entry.is_file():
+        raise ConfigError(f"unknown preset {name!r}; presets are {', '.join(preset_names())}")
+    return Path(str(entry))
+
+
+@lru_cache(maxsize=None)
+def _preset_data(name: str) -> str:
+    return json.dumps(HiFiGANConfig.load(preset_path(name)).to_dict())
 
 
 def preset(name: str) -> HiFiGANConfig:
-    """A fresh copy of a named preset ("v1", "v2", "v3")."""
-    try:
-        return PRESETS[name]().validate()
-    except KeyError:
-        raise ConfigError(f"unknown preset {name!r}; presets are {sorted(PRESETS)}") from None
+    """A fresh copy of a named preset (see `preset_names()`)."""
+    return HiFiGANConfig.from_dict(json.loads(_preset_data(name)), source=f"preset {name}")
 
 
 def resolve_config(config: "str | Path | HiFiGANConfig | dict | None") -> HiFiGANConfig:
-    """Accept a preset name, a config file path, a dict or a config object."""
+    """Accept a preset name, a config file path (ours or the authors' config.json), a dict or a config."""
     if config is None:
         return preset("v1")
     if isinstance(config, HiFiGANConfig):
@@ -388,13 +495,13 @@ def resolve_config(config: "str | Path | HiFiGANConfig | dict | None") -> HiFiGA
             return HiFiGANConfig.from_original(config)
         return HiFiGANConfig.from_dict(config)
     text = str(config)
-    if text in PRESETS:
+    if text in preset_names():
         return preset(text)
     path = Path(text)
-    if path.exists():
+    if path.is_file():
         return HiFiGANConfig.load(path)
     raise ConfigError(
-        f"config {text!r} is neither a preset ({', '.join(sorted(PRESETS))}) nor an existing file"
+        f"config {text!r} is neither a preset ({', '.join(preset_names())}) nor an existing file"
     )
 
 

@@ -185,11 +185,3 @@ def model_statuses(check: bool = False) -> list[ModelStatus]:
             verified = sha256_of(path) == model.sha256
         out.append(ModelStatus(model, path, verified))
     return out
-
-
-def describe_mel(config: HiFiGANConfig) -> str:
-    a = config.audio
-    fmax = "Nyquist" if a.fmax is None else f"{a.fmax:g}"
-    return (f"{a.n_mels} bands, n_fft {a.n_fft}, hop {a.hop_length}, win {a.win_length}, "
-            f"{a.fmin:g}-{fmax} Hz, natural log")
-

@@ -1,13 +1,10 @@
 """Loading generators and discriminators from every checkpoint layout we accept.
 
-Layouts:
-- ours (`format: "hifigan"`): generator exports and training checkpoints,
-  config embedded;
-- the authors' `g_XXXXXXXX` (`{"generator": state_dict}`) and `do_XXXXXXXX`
-  (`{"mpd", "msd", ...}`) files, weight norm as `weight_g`/`weight_v` and
-  spectral norm as `weight_orig`/`weight_u`/`weight_v`; their config.json
-  beside the file is used when no config is given;
-- NVIDIA DeepLearningExamples / NGC generator checkpoints (see nvidia.py).
+The layouts themselves are the importers of `formats/` (ours, the authors',
+NVIDIA's, ParallelWaveGAN, Coqui, SpeechBrain, NeMo); this module turns what
+they read into our modules. Discriminators are read from the authors' `do_`
+files and our training checkpoints (spectral norm as
+`weight_orig`/`weight_u`/`weight_v` in the former).
 
 Old-style norm keys are renamed to torch's parametrization keys, and every
 tensor's shape is checked before loading, so a checkpoint that does not fit
@@ -21,10 +18,11 @@ from typing import Any, Mapping, Optional, Union
 import torch
 from torch import nn
 
-from ..config import PRESETS, HiFiGANConfig, preset, resolve_config
+from ..config import HiFiGANConfig, preset, preset_names, resolve_config
 from ..errors import CheckpointError, ConfigError
 from ..models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
 from ..models.generator import fold_weight_parametrization
+from .formats import ImportedGenerator, import_generator
 from .io import config_of, is_our_format, read_checkpoint
 
 ConfigLike = Union[str, Path, HiFiGANConfig, dict, None]
@@ -96,54 +94,34 @@ def _short_list(keys: list[str], limit: int = 5) -> str:
 
 # ---- generator -------------------------------------------------------------------
 
-def generator_state_of(data: dict[str, Any], path: str | Path) -> tuple[StateDict, Optional[HiFiGANConfig]]:
-    """The generator weights in a checkpoint dict, with the config it embeds (if any)."""
-    if is_our_format(data):
-        config = config_of(data, path)
-        if "generator" in data:
-            return data["generator"], config
-        if "state_dict" in data:  # a Lightning training checkpoint of ours
-            # the EMA of the generator weights, when the run kept one, is what a run exports
-            for prefix in ("generator_ema.", "generator."):
-                state = {k[len(prefix):]: v for k, v in data["state_dict"].items() if k.startswith(prefix)}
-                if state:
-                    return state, config
-        raise CheckpointError(f"checkpoint {path} holds no generator weights")
-    from .nvidia import is_nvidia_checkpoint, nvidia_generator_state
-
-    if is_nvidia_checkpoint(data):
-        return nvidia_generator_state(data, path)
-    if "generator" in data and isinstance(data["generator"], dict):
-        return data["generator"], None
-    if "mpd" in data and "msd" in data:
-        raise CheckpointError(
-            f"{path} is a discriminator checkpoint (do_ file); a generator needs the matching g_ file"
-        )
-    raise CheckpointError(
-        f"{path} is not a generator checkpoint this package knows: expected our format, the "
-        f"authors' {{'generator': state_dict}} or NVIDIA's; found keys {sorted(map(str, data))[:8]}"
-    )
-
-
-def _config_beside(path: Path) -> Optional[HiFiGANConfig]:
-    candidate = path.parent / "config.json"
-    if candidate.exists():
-        return HiFiGANConfig.load(candidate)
-    return None
-
-
 def _preset_matching(state: StateDict) -> Optional[HiFiGANConfig]:
     """The preset whose generator has exactly these tensor shapes, if one does."""
     converted = from_legacy_norm_keys(state)
-    for name in PRESETS:
+    wanted = {k: tuple(v.shape) for k, v in converted.items()}
+    for name in preset_names():
         config = preset(name)
         model = Generator(config.generator, n_mels=config.audio.n_mels)
         if _is_folded(converted):
             _fold_all(model)
-        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        if shapes == {k: tuple(v.shape) for k, v in converted.items()}:
+        if {k: tuple(v.shape) for k, v in model.state_dict().items()} == wanted:
             return config
     return None
+
+
+def resolve_imported(imported: ImportedGenerator, config: ConfigLike, path: Path) -> HiFiGANConfig:
+    """The config for imported weights: `config` if given, the checkpoint's own, or the preset they fit."""
+    if config is not None:
+        return resolve_config(config)
+    if imported.config is not None:
+        return imported.config
+    matched = _preset_matching(imported.state)
+    if matched is None:
+        raise ConfigError(
+            f"{path}: the checkpoint carries no config, none was found beside it, and its shapes fit none "
+            f"of the presets ({', '.join(preset_names())}); pass config=<preset or config file>"
+        )
+    imported.notes.append(f"architecture: preset {matched.name} (the one its tensor shapes fit)")
+    return matched
 
 
 def load_generator(
@@ -153,32 +131,28 @@ def load_generator(
     fold_weight_norm: bool = True,
     device: Union[str, torch.device] = "cpu",
     return_config: bool = False,
-) -> Union[Generator, tuple[Generator, HiFiGANConfig]]:
-    """Read a generator checkpoint (ours or the authors') into our `Generator`, in eval mode.
+    return_import: bool = False,
+):
+    """Read a generator checkpoint of any known toolkit (see `formats.FORMATS`) into our `Generator`.
 
     The config is, in order: `config` if given (a preset name, a file, or an
-    object); the one embedded in our checkpoints; a `config.json` beside the
-    file (the authors ship one); or the preset whose shapes the weights fit.
+    object); the one the checkpoint carries or keeps beside it (ours embedded,
+    the authors' config.json, NVIDIA's config + train_setup, a toolkit's
+    config.yml / config.json / hyperparams.yaml / model_config.yaml); or the
+    preset whose shapes the weights fit. Returns the generator in eval mode;
+    with `return_config` also the config, with `return_import` also the
+    `ImportedGenerator` (what was read, for `hifigan inspect`).
     """
     path = Path(path)
-    data = read_checkpoint(path)
-    state, embedded = generator_state_of(data, path)
-    if config is not None:
-        cfg = resolve_config(config)
-    elif embedded is not None:
-        cfg = embedded
-    else:
-        cfg = _config_beside(path) or _preset_matching(state)
-        if cfg is None:
-            raise ConfigError(
-                f"{path}: no config given, no config.json beside it, and its shapes fit none of the "
-                f"presets {sorted(PRESETS)}; pass config=<preset or config file>"
-            )
+    imported = import_generator(path)
+    cfg = resolve_imported(imported, config, path)
     generator = Generator(cfg.generator, n_mels=cfg.audio.n_mels)
-    load_state_checked(generator, state, str(path))
+    load_state_checked(generator, imported.state, str(path))
     if fold_weight_norm:
         generator.fold_weight_norm()
     generator.eval().to(device)
+    if return_import:
+        return generator, cfg, imported
     return (generator, cfg) if return_config else generator
 
 
@@ -200,7 +174,8 @@ def load_discriminators(
         if config is not None:
             cfg = resolve_config(config)
         else:
-            cfg = _config_beside(path) or preset("v1")
+            beside = path.parent / "config.json"
+            cfg = HiFiGANConfig.load(beside) if beside.is_file() else preset("v1")
         states = {"mpd": data["mpd"], "msd": data["msd"]}
     else:
         raise CheckpointError(

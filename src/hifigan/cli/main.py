@@ -14,7 +14,7 @@ import sys
 from typing import Optional, Sequence
 
 # module names under hifigan.cli, in the order `hifigan --help` lists them
-COMMANDS = ["synthesize", "models", "prepare", "train", "finetune", "evaluate", "export"]
+COMMANDS = ["synthesize", "models", "inspect_checkpoint", "prepare", "train", "finetune", "evaluate", "export"]
 # `hifigan bench synth|train`
 BENCH_COMMANDS = ["bench_synth", "bench_train"]
 

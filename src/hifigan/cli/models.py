@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hifigan.pretrained import DEFAULT_MODEL, EXTRA_INSTALL, describe_mel, model_statuses
+    from hifigan.audio.frontends import describe_frontend
+    from hifigan.pretrained import DEFAULT_MODEL, EXTRA_INSTALL, model_statuses
 
     statuses = model_statuses(check=args.check)
     rows = [("NAME", "RATE", "MEL", "LICENSE", "INSTALLED")]
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
             installed = "yes" if status.verified is None else ("yes, sha256 ok" if status.verified
                                                                else "CORRUPT (sha256 mismatch)")
         name = model.name + (" (default)" if model.name == DEFAULT_MODEL else "")
-        rows.append((name, f"{config.audio.sampling_rate} Hz", describe_mel(config), model.license, installed))
+        rows.append((name, f"{config.audio.sampling_rate} Hz", describe_frontend(config.audio), model.license, installed))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

@@ -48,8 +48,7 @@ def _conv_back(lo: int, hi: int, kernel: int, dilation: int = 1) -> tuple[int, i
     return lo - pad, hi - pad + dilation * (kernel - 1)
 
 
-def _transposed_back(lo: int, hi: int, kernel: int, stride: int) -> tuple[int, int]:
-    pad = (kernel - stride) // 2
+def _transposed_back(lo: int, hi: int, kernel: int, stride: int, pad: int) -> tuple[int, int]:
     return -((-(lo + pad - kernel + 1)) // stride), (hi + pad) // stride
 
 
@@ -73,8 +72,9 @@ def receptive_field(config: GeneratorConfig) -> ReceptiveField:
     t = 10_000  # any frame far from the edges; the answer does not depend on it
     lo, hi = t * hop, (t + 1) * hop - 1
     lo, hi = _conv_back(lo, hi, _PRE_POST_KERNEL)  # conv_post
-    for rate, kernel in reversed(list(zip(config.upsample_rates, config.upsample_kernel_sizes))):
+    for index in reversed(range(len(config.upsample_rates))):
+        rate, kernel = config.upsample_rates[index], config.upsample_kernel_sizes[index]
         lo, hi = _resblocks_back(lo, hi, config)
-        lo, hi = _transposed_back(lo, hi, kernel, rate)
+        lo, hi = _transposed_back(lo, hi, kernel, rate, config.upsample_padding(index)[0])
     lo, hi = _conv_back(lo, hi, _PRE_POST_KERNEL)  # conv_pre
     return ReceptiveField(left=t - lo, right=hi - t)

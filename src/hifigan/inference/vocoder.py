@@ -74,8 +74,11 @@ class Vocoder:
         denoise_mode: BiasMode = "zeros",
         backend: str = "auto",
         onnx_session=None,
+        toolkit_padding: bool = False,
     ) -> None:
         self.config = config
+        # the source toolkit's own inference call: replicate this many frames at each end, keep their audio
+        self.toolkit_padding = int(config.generator.inference_padding) if toolkit_padding else 0
         self.device = torch.device(device) if device is not None else default_device()
         self.denoise = float(denoise)
         self.denoise_mode = denoise_mode
@@ -126,8 +129,12 @@ class Vocoder:
     ) -> "Vocoder":
         """Our checkpoints, the authors' `g_` files, NVIDIA's, or an exported `.onnx` file.
 
+        Any checkpoint `hifigan.load_generator` reads (ParallelWaveGAN, Coqui,
+        SpeechBrain, NeMo files too), with the config and front end it carries.
         `options`: `denoise`, `denoise_mode`, `backend` ("onnx" exports the
-        generator in memory and runs it with onnxruntime).
+        generator in memory and runs it with onnxruntime), `toolkit_padding`
+        (pad as the source toolkit's own inference call does: Coqui and
+        SpeechBrain replicate 5 frames at each end and keep their audio).
         """
         if Path(path).suffix == ".onnx":
             return cls.from_onnx(path, device=device, **options)
@@ -196,6 +203,13 @@ class Vocoder:
                 "the fast backend runs on CPU in float32 (or bfloat16 on CPUs with avx512_bf16); "
                 f"this vocoder is {self.dtype} on {self.device}: use backend='torch'"
             )
+        if self.config.generator.conv_padding_mode != "zeros":
+            if backend == "fast":
+                raise ConfigError(
+                    f"the fast backend implements zero-padded convolutions; this generator pads by "
+                    f"{self.config.generator.conv_padding_mode} (SpeechBrain): use backend='torch' or 'auto'"
+                )
+            fast_possible = False
         if backend == "auto":
             return "fast" if fast_possible else "torch"
         return backend
@@ -230,9 +244,11 @@ class Vocoder:
         """
         strength = self.denoise if denoise is None else float(denoise)
         if isinstance(mel, (list, tuple)):
-            batch, lengths = self._pad([self._check_mel(m, dims=(2,)) for m in mel])
+            batch, lengths = self._pad([self._edge_pad(self._check_mel(m, dims=(2,))) for m in mel])
         else:
-            batch = self._check_mel(mel, dims=(2, 3))
+            batch = self._edge_pad(self._check_mel(mel, dims=(2, 3)))
+            if lengths is not None and self.toolkit_padding:
+                raise DataError("toolkit_padding pads each item at its own end: pass a list of mels, not lengths")
             if batch.dim() == 2:
                 if lengths is not None:
                     raise DataError("`lengths` is for batches [B, n_mels, T]; this mel is [n_mels, T]")
@@ -243,6 +259,14 @@ class Vocoder:
             return torch.stack([self._finish(a, strength) for a in audio]) if strength else audio.cpu()
         lengths = self._check_lengths(lengths, batch)
         return [self._finish(a, strength) for a in self._generate_exact(batch, lengths)]
+
+    def _edge_pad(self, mel: torch.Tensor) -> torch.Tensor:
+        """With toolkit padding: the first and last frames replicated, as the source toolkit's call does."""
+        if not self.toolkit_padding:
+            return mel
+        flat = mel if mel.dim() == 3 else mel[None]
+        padded = torch.nn.functional.pad(flat, (self.toolkit_padding, self.toolkit_padding), mode="replicate")
+        return padded if mel.dim() == 3 else padded[0]
 
     def _finish(self, audio: torch.Tensor, strength: float) -> torch.Tensor:
         if strength:
@@ -378,6 +402,7 @@ class VocoderStream:
                 lambda audio: denoiser(audio, denoise), denoiser.context, denoiser.context,
                 align=denoiser.hop_length,
             )
+        self._last_frame: Optional[torch.Tensor] = None  # for toolkit padding at the end
 
     def _synthesize(self, window: torch.Tensor) -> torch.Tensor:
         return self.vocoder._generate(window[None])[0]
@@ -402,6 +427,11 @@ class VocoderStream:
             if chunk.shape[0] != 1:
                 raise DataError(f"a stream takes one utterance; got a batch of {chunk.shape[0]}")
             chunk = chunk[0]
+        pad = self.vocoder.toolkit_padding
+        if pad:
+            if self._last_frame is None:  # the toolkit's replicated first frames
+                chunk = torch.cat([chunk[:, :1].expand(-1, pad), chunk], dim=1)
+            self._last_frame = chunk[:, -1:].clone()
         audio = self._generator.push(chunk)
         if self._denoise is not None and audio.numel():
             audio = self._denoise.push(audio)
@@ -410,7 +440,13 @@ class VocoderStream:
     @torch.inference_mode()
     def flush(self) -> torch.Tensor:
         """End of the utterance: the audio held back for lookahead."""
+        pad = self.vocoder.toolkit_padding
+        head = torch.zeros(0)
+        if pad and self._last_frame is not None:  # the toolkit's replicated last frames
+            head = self._generator.push(self._last_frame.expand(-1, pad))
         audio = self._generator.flush()
+        if head.numel():
+            audio = torch.cat([head.reshape(-1).to(audio.device), audio.reshape(-1)])
         if self._denoise is not None:
             parts = [self._denoise.push(audio)] if audio.numel() else []
             parts.append(self._denoise.flush())

@@ -55,16 +55,17 @@ def fold_weight_parametrization(module: nn.Module) -> None:
 class ResBlock1(nn.Module):
     """Pairs of (dilated conv, plain conv), each pair residual (V1, V2)."""
 
-    def __init__(self, channels: int, kernel_size: int, dilations: list[int]) -> None:
+    def __init__(self, channels: int, kernel_size: int, dilations: list[int],
+                 padding_mode: str = "zeros") -> None:
         super().__init__()
         self.convs1 = nn.ModuleList(
             weight_norm(nn.Conv1d(channels, channels, kernel_size, 1, dilation=d,
-                                  padding=same_padding(kernel_size, d)))
+                                  padding=same_padding(kernel_size, d), padding_mode=padding_mode))
             for d in dilations
         )
         self.convs2 = nn.ModuleList(
             weight_norm(nn.Conv1d(channels, channels, kernel_size, 1, dilation=1,
-                                  padding=same_padding(kernel_size, 1)))
+                                  padding=same_padding(kernel_size, 1), padding_mode=padding_mode))
             for _ in dilations
         )
         self.apply(_init_normal)
@@ -80,11 +81,12 @@ class ResBlock1(nn.Module):
 class ResBlock2(nn.Module):
     """Single dilated convs, each residual (V3)."""
 
-    def __init__(self, channels: int, kernel_size: int, dilations: list[int]) -> None:
+    def __init__(self, channels: int, kernel_size: int, dilations: list[int],
+                 padding_mode: str = "zeros") -> None:
         super().__init__()
         self.convs = nn.ModuleList(
             weight_norm(nn.Conv1d(channels, channels, kernel_size, 1, dilation=d,
-                                  padding=same_padding(kernel_size, d)))
+                                  padding=same_padding(kernel_size, d), padding_mode=padding_mode))
             for d in dilations
         )
         self.apply(_init_normal)
@@ -106,15 +108,17 @@ class Generator(nn.Module):
         self.num_kernels = len(config.resblock_kernel_sizes)
         self.num_upsamples = len(config.upsample_rates)
         channels = config.upsample_initial_channel
-        self.conv_pre = weight_norm(nn.Conv1d(n_mels, channels, 7, 1, padding=3))
+        mode = config.conv_padding_mode
+        self.conv_pre = weight_norm(nn.Conv1d(n_mels, channels, 7, 1, padding=3, padding_mode=mode))
 
         self.ups = nn.ModuleList()
         for i, (rate, kernel) in enumerate(zip(config.upsample_rates, config.upsample_kernel_sizes)):
+            padding, output_padding = config.upsample_padding(i)
             self.ups.append(
                 weight_norm(
                     nn.ConvTranspose1d(
                         channels // 2**i, channels // 2 ** (i + 1), kernel, rate,
-                        padding=(kernel - rate) // 2,
+                        padding=padding, output_padding=output_padding,
                     )
                 )
             )
@@ -125,9 +129,10 @@ class Generator(nn.Module):
         for i in range(self.num_upsamples):
             ch = channels // 2 ** (i + 1)
             for kernel, dilations in zip(config.resblock_kernel_sizes, config.resblock_dilation_sizes):
-                self.resblocks.append(block(ch, kernel, list(dilations)))
+                self.resblocks.append(block(ch, kernel, list(dilations), mode))
 
-        self.conv_post = weight_norm(nn.Conv1d(channels // 2**self.num_upsamples, 1, 7, 1, padding=3))
+        self.conv_post = weight_norm(
+            nn.Conv1d(channels // 2**self.num_upsamples, 1, 7, 1, padding=3, padding_mode=mode))
 
     @property
     def hop_length(self) -> int:

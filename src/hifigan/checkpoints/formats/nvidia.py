@@ -27,10 +27,10 @@ from typing import Any, Mapping, Optional
 
 import torch
 
-from ..config import AudioConfig, GeneratorConfig, HiFiGANConfig, TrainingConfig
-from ..errors import CheckpointError, ConfigError
-
-StateDict = dict[str, torch.Tensor]
+from ...config import AudioConfig, GeneratorConfig, HiFiGANConfig, TrainingConfig
+from ...errors import CheckpointError, ConfigError
+from ..source import CheckpointSource
+from .base import CheckpointFormat, ImportedGenerator, StateDict
 
 _NVIDIA_ONLY_KEYS = ("train_setup", "train_state", "gen_ema")
 _GENERATOR_CONFIG_KEYS = (
@@ -130,3 +130,22 @@ def nvidia_config(data: Mapping[str, Any], path: str | Path) -> Optional[HiFiGAN
         raise CheckpointError(f"{path}: the NVIDIA checkpoint's settings are not usable: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: cannot read the NVIDIA checkpoint's config: {exc}") from None
+
+
+def detect(source: CheckpointSource) -> bool:
+    data = source.data if source.kind in ("torch-zip", "pickle") else None
+    return isinstance(data, dict) and is_nvidia_checkpoint(data)
+
+
+def read(source: CheckpointSource) -> ImportedGenerator:
+    state, config = nvidia_generator_state(source.data, source.path)
+    notes = [] if config is not None else ["no config in the file: the architecture is the preset its shapes fit"]
+    extra = {key: source.data[key] for key in ("train_state", "train_setup") if key in source.data}
+    return ImportedGenerator(state, config, "nvidia", [source.path], notes, extra)
+
+
+FORMAT = CheckpointFormat(
+    name="nvidia", toolkit="NVIDIA DeepLearningExamples / NGC",
+    files="hifigan_gen_checkpoint_<epoch>.pt (config and train_setup inside)",
+    detect=detect, read=read,
+)
