@@ -53,7 +53,7 @@ class AudioConfig:
     log_gain: float = 1.0  # the log is multiplied by this (20 with log10: decibels, as Coqui)
     log_floor: float = 1e-5  # the mel is floored before the log ...
     log_floor_mode: str = "clamp"  # ... by "clamp" (max(mel, floor)) or "add" (mel + floor)
-    floor_last_frame: bool = False  # the last frame set to log(floor) (NeMo masks it)
+    last_frame_value: Optional[float] = None  # the last frame overwritten with this value (NeMo masks it)
     # optional normalisation of the log mel:
     # "per-band": (mel - norm_mean[b]) / norm_scale[b] (ParallelWaveGAN's stats.h5);
     # "db-range": Coqui's ((mel_db - ref_level_db) - min_level_db) / -min_level_db, mapped to
@@ -215,16 +215,26 @@ class GeneratorConfig:
 
 @dataclass
 class DiscriminatorConfig:
-    """Multi-period periods and multi-scale depth (paper defaults)."""
+    """Multi-period periods and multi-scale depth (paper defaults).
+
+    `scale_pool_padding`: the padding of the multi-scale discriminator's
+    AvgPool1d(4, 2) between scales: 2 in the authors' code, 1 in NVIDIA's.
+    """
 
     periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])
     num_scales: int = 3
+    scale_pool_padding: int = 2
 
     def validate(self) -> None:
         if not self.periods or any(p < 1 for p in self.periods):
             raise ConfigError(f"discriminator.periods must be positive integers, got {self.periods}")
         if self.num_scales < 1:
             raise ConfigError(f"discriminator.num_scales must be at least 1, got {self.num_scales}")
+        if self.scale_pool_padding not in (0, 1, 2):
+            raise ConfigError(
+                "discriminator.scale_pool_padding must be 0, 1 or 2 (at most half the pooling kernel of 4): "
+                f"2 is the authors', 1 NVIDIA's; got {self.scale_pool_padding}"
+            )
 
 
 @dataclass
@@ -388,9 +398,13 @@ class HiFiGANConfig:
     # ---- the authors' flat config.json ------------------------------------------
     @classmethod
     def from_original(cls, data: dict[str, Any], name: str = "original") -> "HiFiGANConfig":
-        """Build from the authors' flat config.json (config_v1.json and friends)."""
+        """Build from the authors' flat config.json (config_v1.json and friends).
+
+        A flat file with only the generator's keys (NVIDIA's `--hifigan-config`
+        JSON) gets the authors' 22.05 kHz audio settings.
+        """
         try:
-            audio = AudioConfig(
+            audio = AudioConfig() if "sampling_rate" not in data and "hop_size" not in data else AudioConfig(
                 sampling_rate=int(data["sampling_rate"]),
                 n_fft=int(data["n_fft"]),
                 hop_length=int(data["hop_size"]),

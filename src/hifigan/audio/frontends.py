@@ -17,6 +17,28 @@ from ..errors import ConfigError
 FRONTENDS: dict[str, dict[str, Any]] = {
     # the authors' (jik876/hifi-gan meldataset.py mel_spectrogram), also NVIDIA's HiFi-GAN training mel
     "hifigan": {},
+    # ESPnet / ParallelWaveGAN (parallel_wavegan/bin/preprocess.py logmelfilterbank + normalize.py):
+    # librosa.stft centred with reflect padding, |X| with no epsilon, log10(max(mel, 1e-10)), then
+    # (mel - mean) / scale per band from stats.h5
+    "parallel-wavegan": dict(center=True, magnitude_eps=0.0, log="log10", log_floor=1e-10,
+                             normalize="per-band"),
+    # SpeechBrain (speechbrain/lobes/models/HifiGAN.py mel_spectrogram, torchaudio MelSpectrogram with
+    # the recipes' arguments): centred reflect framing, |X| (power 1) with no epsilon, Slaney filters,
+    # dynamic_range_compression = ln(clamp(mel, 1e-5))
+    "speechbrain": dict(center=True, magnitude_eps=0.0),
+    # NVIDIA's FastPitch / Tacotron 2 (common/layers.py TacotronSTFT): reflect padding of n_fft / 2
+    # (centred), sqrt(re^2 + im^2) with no epsilon, ln(clamp(mel, 1e-5)); its frames sit half a hop
+    # earlier than the HiFi-GAN training mel's
+    "fastpitch": dict(center=True, magnitude_eps=0.0),
+    # Coqui TTS (TTS/utils/audio/processor.py melspectrogram): librosa.stft centred, |X|, then
+    # spec_gain x log_func(max(mel, 1e-8)); these are its defaults (log10, 20 dB, range normalised to
+    # [-4, 4]); a Coqui checkpoint's config.json sets log, gain and normalisation
+    # NVIDIA NeMo (nemo/collections/asr/parts/preprocessing/features.py FilterbankFeatures, as its
+    # hifigan.yaml sets it): exact_pad zero-pads (n_fft - hop) / 2 each side, a symmetric Hann window,
+    # |X| with no epsilon, ln(clamp(mel, 1e-5)), the last frame overwritten with pad_value -11.52
+    "nemo": dict(pad_mode="constant", periodic_window=False, magnitude_eps=0.0, last_frame_value=-11.52),
+    "coqui": dict(center=True, magnitude_eps=0.0, log="log10", log_gain=20.0, log_floor=1e-8,
+                  normalize="db-range"),
 }
 
 

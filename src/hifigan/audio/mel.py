@@ -168,9 +168,10 @@ class MelSpectrogram(nn.Module):
             mel = torch.log(mel) if cfg.log == "ln" else torch.log10(mel)
             if cfg.log_gain != 1.0:
                 mel = mel * cfg.log_gain
-            if cfg.floor_last_frame:
-                mel[..., -1] = log_floor_value(cfg)
-            return normalize_mel(mel, cfg, self)
+            mel = normalize_mel(mel, cfg, self)
+            if cfg.last_frame_value is not None:
+                mel[..., -1] = cfg.last_frame_value
+            return mel
 
 
 def log_floor_value(audio: AudioConfig) -> float:
@@ -201,3 +202,24 @@ def normalize_mel(mel: torch.Tensor, audio: AudioConfig, module: Optional[MelSpe
         return mel
     return mel
 
+
+
+def linear_mel(mel: torch.Tensor, audio: AudioConfig) -> torch.Tensor:
+    """Undo the dialect's normalisation and log: the linear mel magnitudes a log mel stands for.
+
+    Clipped values (Coqui's clip_norm) come back as the clip level, and floored
+    ones as the floor; everything else is recovered to float rounding. Used to
+    compare mels of different front ends, and mels across CPUs, where the log
+    of the quietest bins carries most of the rounding.
+    """
+    mel = mel.float()
+    if audio.normalize == "per-band":
+        mean = torch.tensor(audio.norm_mean, dtype=mel.dtype, device=mel.device)[:, None]
+        scale = torch.tensor(audio.norm_scale, dtype=mel.dtype, device=mel.device)[:, None]
+        mel = mel * scale + mean
+    elif audio.normalize == "db-range":
+        span = 2 * audio.max_norm if audio.symmetric_norm else audio.max_norm
+        offset = audio.max_norm if audio.symmetric_norm else 0.0
+        mel = (mel + offset) / span * -audio.min_level_db + audio.min_level_db + audio.ref_level_db
+    mel = mel / audio.log_gain
+    return torch.exp(mel) if audio.log == "ln" else torch.pow(10.0, mel)

@@ -160,30 +160,34 @@ def load_generator(
 
 def load_discriminators(
     path: str | Path, config: ConfigLike = None, device: Union[str, torch.device] = "cpu"
-) -> tuple[MultiPeriodDiscriminator, MultiScaleDiscriminator]:
-    """Read the authors' `do_` file (or one of our training checkpoints) into `(mpd, msd)`, eval mode."""
+) -> tuple[nn.Module, ...]:
+    """Read the authors' `do_` file (or one of our training checkpoints) into the registered
+    discriminators (`hifigan.models.DISCRIMINATORS`: `(mpd, msd)`), in registry order, eval mode."""
+    from ..models import DISCRIMINATORS, build_discriminators
+
     path = Path(path)
     data = read_checkpoint(path)
+    names = list(DISCRIMINATORS)
     if is_our_format(data) and "state_dict" in data:
         cfg = config_of(data, path) if config is None else resolve_config(config)
         states = {
             name: {k[len(name) + 1:]: v for k, v in data["state_dict"].items() if k.startswith(name + ".")}
-            for name in ("mpd", "msd")
+            for name in names
         }
-    elif "mpd" in data and "msd" in data:
+    elif all(name in data for name in names):
         if config is not None:
             cfg = resolve_config(config)
         else:
             beside = path.parent / "config.json"
             cfg = HiFiGANConfig.load(beside) if beside.is_file() else preset("v1")
-        states = {"mpd": data["mpd"], "msd": data["msd"]}
+        states = {name: data[name] for name in names}
     else:
         raise CheckpointError(
-            f"{path} holds no discriminators: expected the authors' do_ file with 'mpd' and 'msd', "
-            f"or a training checkpoint of ours; found keys {sorted(map(str, data))[:8]}"
+            f"{path} holds no discriminators: expected the authors' do_ file with "
+            f"{' and '.join(repr(n) for n in names)}, or a training checkpoint of ours; "
+            f"found keys {sorted(map(str, data))[:8]}"
         )
-    mpd = MultiPeriodDiscriminator(cfg.discriminator.periods)
-    msd = MultiScaleDiscriminator(cfg.discriminator.num_scales)
-    load_state_checked(mpd, states["mpd"], f"{path} (mpd)")
-    load_state_checked(msd, states["msd"], f"{path} (msd)")
-    return mpd.eval().to(device), msd.eval().to(device)
+    modules = build_discriminators(cfg.discriminator)
+    for name, module in modules.items():
+        load_state_checked(module, states[name], f"{path} ({name})")
+    return tuple(module.eval().to(device) for module in modules.values())

@@ -100,6 +100,7 @@ _TORCH_FUNCTIONS = {
     ("torch", "device"): torch.device,
     ("collections", "OrderedDict"): __import__("collections").OrderedDict,
     ("collections", "defaultdict"): __import__("collections").defaultdict,
+    ("collections", "Counter"): __import__("collections").Counter,
     ("_codecs", "encode"): __import__("codecs").encode,
 }
 
@@ -184,3 +185,19 @@ def plain_data(value: Any) -> Any:
         return type(value)(plain_data(v) for v in value) if isinstance(value, list) else tuple(
             plain_data(v) for v in value)
     return value
+
+
+def safe_npy_load(path: Union[str, Path]) -> Any:
+    """An .npy file, its object payload (a pickle, as Coqui's scale_stats.npy) read with the allow-list."""
+    import numpy as np
+
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        shape, _, dtype = np.lib.format._read_array_header(handle, version)
+        if not dtype.hasobject:
+            handle.seek(0)
+            return np.load(handle, allow_pickle=False)
+        try:
+            return SafeUnpickler(handle).load()
+        except UnsafeCheckpoint as exc:
+            raise UnsafeCheckpoint(f"{path} was refused without running it: its pickle calls {exc}") from None

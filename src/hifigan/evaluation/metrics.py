@@ -22,6 +22,9 @@ Defined as implemented (docs/readme/evaluation.md repeats this):
 """
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import math
 import warnings
 from contextlib import contextmanager
@@ -169,9 +172,16 @@ _MELS: dict[tuple, MelSpectrogram] = {}
 
 
 def _cached_mel(audio_config: AudioConfig, for_loss: bool) -> MelSpectrogram:
-    key = (tuple(sorted(vars(audio_config).items())), for_loss)
+    """The authors' natural-log mel at the model's STFT sizes, full band (loss) or the input band.
+
+    Metrics compare in this one domain whatever the model's own front end
+    (log10, decibels, normalised), so toolkits' models are ranked on one scale.
+    """
+    if not for_loss:
+        audio_config = dataclasses.replace(audio_config, fmax_for_loss=audio_config.fmax)
+    key = json.dumps(dataclasses.asdict(audio_config), sort_keys=True)
     if key not in _MELS:
-        _MELS[key] = MelSpectrogram.from_config(audio_config, for_loss=for_loss)
+        _MELS[key] = MelSpectrogram.from_config(audio_config, for_loss=True)
     return _MELS[key]
 
 

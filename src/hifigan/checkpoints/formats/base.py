@@ -1,6 +1,7 @@
 """What an importer is, and what it returns."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -45,3 +46,25 @@ def strip_prefix(state: dict, prefix: str) -> StateDict:
 
 def tensors_only(state: object) -> bool:
     return isinstance(state, dict) and bool(state) and all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+NESTED_RESBLOCK = re.compile(r"^resblocks\.(\d+)\.(\d+)\.(.*)$")
+
+
+def resblocks_per_level(state: dict) -> int:
+    """Kernels per upsampling level in a nested `resblocks.<level>.<kernel>.` layout (1 if flat)."""
+    kernels = {int(m.group(2)) for k in state if (m := NESTED_RESBLOCK.match(k))}
+    return max(kernels) + 1 if kernels else 1
+
+
+def flatten_resblocks(state: dict, kernels: Optional[int] = None) -> StateDict:
+    """NVIDIA's and NeMo's nested `resblocks.<level>.<kernel>.` -> our flat `resblocks.<level * K + kernel>.`."""
+    kernels = kernels or resblocks_per_level(state)
+    out: StateDict = {}
+    for key, value in state.items():
+        match = NESTED_RESBLOCK.match(key)
+        if match:
+            level, kernel, rest = int(match.group(1)), int(match.group(2)), match.group(3)
+            key = f"resblocks.{level * kernels + kernel}.{rest}"
+        out[key] = value
+    return out

@@ -21,7 +21,6 @@ end is the authors', so the audio settings map one to one.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -30,7 +29,7 @@ import torch
 from ...config import AudioConfig, GeneratorConfig, HiFiGANConfig, TrainingConfig
 from ...errors import CheckpointError, ConfigError
 from ..source import CheckpointSource
-from .base import CheckpointFormat, ImportedGenerator, StateDict
+from .base import NESTED_RESBLOCK, CheckpointFormat, ImportedGenerator, StateDict, flatten_resblocks, resblocks_per_level
 
 _NVIDIA_ONLY_KEYS = ("train_setup", "train_state", "gen_ema")
 _GENERATOR_CONFIG_KEYS = (
@@ -52,7 +51,6 @@ _AUDIO_KEYS = {
     "mel_fmax": ("fmax", float),
     "mel_fmax_loss": ("fmax_for_loss", float),
 }
-_NESTED_RESBLOCK = re.compile(r"^resblocks\.(\d+)\.(\d+)\.(.*)$")
 
 
 def _generator_weights(data: Mapping[str, Any]) -> Optional[Mapping[str, torch.Tensor]]:
@@ -72,7 +70,7 @@ def is_nvidia_checkpoint(data: Mapping[str, Any]) -> bool:
         return True
     if isinstance(data.get("config"), Mapping) and "upsample_rates" in data["config"]:
         return True
-    return any(k.startswith("module.") or _NESTED_RESBLOCK.match(k) for k in state)
+    return any(k.startswith("module.") or NESTED_RESBLOCK.match(k) for k in state)
 
 
 def nvidia_generator_state(data: Mapping[str, Any], path: str | Path) -> tuple[StateDict, Optional[HiFiGANConfig]]:
@@ -81,23 +79,14 @@ def nvidia_generator_state(data: Mapping[str, Any], path: str | Path) -> tuple[S
     if state is None:
         raise CheckpointError(f"{path}: NVIDIA checkpoint without generator weights")
     config = nvidia_config(data, path)
-    kernels = len(config.generator.resblock_kernel_sizes) if config is not None else _kernels_per_level(state)
-    out: StateDict = {}
+    renamed: StateDict = {}
     for key, value in state.items():
         key = key[len("module."):] if key.startswith("module.") else key
-        match = _NESTED_RESBLOCK.match(key)
-        if match:
-            level, kernel, rest = int(match.group(1)), int(match.group(2)), match.group(3)
-            key = f"resblocks.{level * kernels + kernel}.{rest}"
         if isinstance(value, torch.Tensor) and value.dim() == 4 and value.shape[-1] == 1:
             value = value.squeeze(-1)  # conv1d weights stored as conv2d (NHWC export fix)
-        out[key] = value
-    return out, config
-
-
-def _kernels_per_level(state: Mapping[str, torch.Tensor]) -> int:
-    kernels = {int(m.group(2)) for k in state if (m := _NESTED_RESBLOCK.match(k.removeprefix("module.")))}
-    return max(kernels) + 1 if kernels else 1
+        renamed[key] = value
+    kernels = len(config.generator.resblock_kernel_sizes) if config is not None else resblocks_per_level(renamed)
+    return flatten_resblocks(renamed, kernels), config
 
 
 def nvidia_config(data: Mapping[str, Any], path: str | Path) -> Optional[HiFiGANConfig]:
