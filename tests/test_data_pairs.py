@@ -87,15 +87,25 @@ def test_short_pair_is_padded_with_silence(tmp_path, tiny_config):
 
 
 def test_mel_file_errors(tmp_path):
-    np.save(tmp_path / "t.npy", np.zeros((30, 80), np.float32))
-    with pytest.raises(DataError, match="looks transposed"):
-        load_mel(tmp_path / "t.npy", 80)
+    # [frames, n_mels] (NVIDIA's layout) is read, as synthesis reads it (the one mel reader)
+    np.save(tmp_path / "t.npy", counting_mel(30).T.copy())
+    assert load_mel(tmp_path / "t.npy", 80)[0].tolist() == list(range(30))
+    np.save(tmp_path / "w.npy", np.zeros((30, 60), np.float32))
+    with pytest.raises(DataError, match="no axis of 80 bands"):
+        load_mel(tmp_path / "w.npy", 80)
     np.save(tmp_path / "n.npy", np.full((80, 4), np.nan, np.float32))
     with pytest.raises(DataError, match="NaN"):
         load_mel(tmp_path / "n.npy", 80)
     (tmp_path / "bad.pt").write_text("not a tensor")
-    with pytest.raises(DataError, match="bad.pt: unreadable mel file"):
+    with pytest.raises(DataError, match="bad.pt: not a .npy/.pt file"):
         load_mel(tmp_path / "bad.pt", 80)
+
+
+def test_transposed_mels_pair_with_their_audio(tmp_path, tiny_config):
+    wav, mel_dir = make_pair(tmp_path, "utt", frames=40, mel_frames=40)
+    np.save(mel_dir / "utt.npy", counting_mel(40).T.copy())  # NVIDIA's [frames, n_mels]
+    item = VocoderDataset([wav], tiny_config, train=False, mel_dir=mel_dir)[0]
+    assert item["mel"].shape == (80, 40) and item["mel"][0].tolist() == list(range(40))
 
 
 def test_datamodule_checks_pairs_before_training(tmp_path, tiny_config):

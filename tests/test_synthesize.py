@@ -97,9 +97,14 @@ def write_mel(path, content):
         ("empty.npy", np.zeros((80, 0), np.float32), "no frames"),
         ("cube.npy", np.zeros((2, 80, 10), np.float32), "expected a mel"),
         ("complex.npy", np.zeros((80, 10), np.complex64), "real numbers"),
-        ("broken.npy", b"not an array", "not a readable .npy"),
-        ("state.pt", {"generator": torch.zeros(3)}, "expected a tensor or a dict with a 'mel'"),
-        ("broken.pt", b"garbage", "not a readable tensor file"),
+        # the one mel reader (audio/mel_files.py): random bytes are "not a .npy/.pt file" whatever the
+        # suffix, and a dict with exactly one tensor is read as that tensor (as `finetune --mels` did)
+        ("broken.npy", b"not an array", "not a .npy/.pt file"),
+        ("state.pt", {"generator": torch.zeros(3), "discriminator": torch.zeros(3)},
+         "expected a tensor or a dict with a 'mel'"),
+        ("one-tensor.pt", {"generator": torch.zeros(3)}, "expected a mel [n_mels, frames], got shape (3,)"),
+        ("broken.pt", b"garbage", "not a .npy/.pt file"),
+        ("zero-bytes.npy", b"", "empty file"),
     ],
 )
 def test_bad_mel_files_are_clear_errors_naming_the_file(setup, tmp_path, capsys, name, content, message):
@@ -130,6 +135,29 @@ def test_other_bad_inputs(setup, tmp_path, capsys):
         assert message in err and str(inputs[-1]) in err, err
     assert run(checkpoint, tmp_path / "x.npy", "--out", tmp_path / "out", "--denoise", "-1") == 2
     assert "--denoise" in capsys.readouterr().err
+
+
+def test_a_square_mel_is_synthesized_with_a_warning_naming_the_axis(setup, tmp_path, capsys):
+    checkpoint, _, _, mels = setup
+    path = write_mel(tmp_path / "square.npy", mels[0][:, :80].numpy())
+    assert run(checkpoint, path, "--out", tmp_path / "out") == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "80 x 80" in err and "axis 0 as the 80 bands" in err and str(path) in err
+    assert len(sf.read(str(tmp_path / "out" / "square.wav"))[0]) == 80 * 256
+
+
+def test_a_coqui_mel_for_this_model_is_named_in_the_warning(setup, tmp_path, capsys):
+    from hifigan.audio import MelSpectrogram
+    from hifigan.config import AudioConfig
+
+    checkpoint, _, clips, _ = setup
+    coqui = AudioConfig(frontend="coqui", center=True, magnitude_eps=0.0, log="log10", log_gain=20.0,
+                        normalize="db-range")
+    mel = MelSpectrogram.from_config(coqui)(load_audio(clips[0], 22050).tensor())[0]
+    path = write_mel(tmp_path / "coqui.npy", mel.numpy())
+    assert run(checkpoint, path, "--out", tmp_path / "out") == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "Coqui-normalised" in err and "the hifigan front end" in err
 
 
 @pytest.mark.parametrize("kind", ["linear", "log10"])

@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any
 
 from ..config import AudioConfig, dialect_fields
+from .mel import log_floor_value
 from ..errors import ConfigError
 
 FRONTENDS: dict[str, dict[str, Any]] = {
@@ -55,6 +56,32 @@ def with_frontend(audio: AudioConfig, name: str, **overrides: Any) -> AudioConfi
     out = dataclasses.replace(audio, **values)
     out.validate()
     return out
+
+
+def describe_values(audio: AudioConfig) -> str:
+    """What the model expects, in words: 'the hifigan front end: natural-log magnitudes, floor ...'."""
+    quantity = "magnitudes" if audio.power == 1.0 else "power"
+    floor, base = log_floor_value(audio), format_number(audio.log_floor)
+    if audio.normalize == "db-range":
+        low = -audio.max_norm if audio.symmetric_norm else 0.0
+        scale = (f"decibels (20*log10 {quantity}) minus ref_level_db {format_number(audio.ref_level_db)}, normalised to "
+                 f"[{format_number(low)}, {format_number(audio.max_norm)}]" + (" and clipped" if audio.clip_norm else ""))
+    elif audio.log == "ln" and audio.log_gain == 1.0:
+        scale = f"natural-log {quantity}, floor log({base}) = {floor:.1f}"
+    elif audio.log == "log10" and audio.log_gain == 1.0:
+        scale = f"log10 {quantity}, floor log10({base}) = {floor:.1f}"
+    elif audio.log == "log10" and audio.log_gain == 20.0:
+        scale = f"decibels (20*log10 {quantity}), floor {floor:.0f} dB"
+    else:
+        scale = f"{format_number(audio.log_gain)}*{audio.log} {quantity}, floor {floor:.1f}"
+    if audio.normalize == "per-band":
+        scale += ", normalised per band ((mel - mean) / scale)"
+    return f"the {audio.frontend} front end: {scale}"
+
+
+def format_number(value: float) -> str:
+    """1e-05 -> '1e-5', 20.0 -> '20': numbers as a person writes them."""
+    return f"{value:g}".replace("e-0", "e-").replace("e+0", "e+")
 
 
 def describe_frontend(audio: AudioConfig) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -90,9 +90,49 @@ def save_audio(path: str | Path, samples: np.ndarray | torch.Tensor, sampling_ra
 
 
 def find_audio_files(folder: str | Path) -> list[Path]:
-    """Audio files under `folder`, recursively, in a stable (sorted) order."""
-    folder = Path(folder)
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    """Audio files under `folder`, recursively, in a stable (sorted) order; [] when there are none."""
+    return _walk(Path(folder), AUDIO_SUFFIXES)
+
+
+def expand_paths(paths: Iterable[str | Path], suffixes: Sequence[str], kind: str = "audio") -> list[Path]:
+    """Files as given and folders searched recursively: the one way every command reads its inputs.
+
+    Files keep the order they were given in; a folder becomes its matching files
+    (suffixes compared case-insensitively, hidden files and folders skipped), sorted.
+    DataError names the path for a missing one, a file with another suffix, or a
+    folder without any matching file; `kind` ("audio", "mel") says what was sought.
+    """
+    return [file for path in paths for file in expand_path(path, suffixes, kind)]
+
+
+def expand_path(path: str | Path, suffixes: Sequence[str], kind: str = "audio") -> list[Path]:
+    """One argument of `expand_paths`: [the file], or a folder's matching files, sorted."""
+    path = Path(path)
+    wanted = f"{kind} ({', '.join(suffixes)})"
+    if path.is_dir():
+        files = _walk(path, suffixes)
+        if not files:
+            raise DataError(f"{path}: the folder holds no {wanted} files")
+        return files
+    if path.is_file():
+        if path.suffix.lower() not in suffixes:
+            article = "an" if wanted[:1].lower() in "aeiou" else "a"
+            raise DataError(
+                f"{path}: unknown input type {path.suffix or '(no suffix)'}; expected {article} {wanted} "
+                "file, or a folder"
+            )
+        return [path]
+    raise DataError(f"{path}: does not exist (no such file or folder)")
+
+
+def _walk(folder: Path, suffixes: Sequence[str]) -> list[Path]:
+    """Files under `folder` with one of `suffixes`, sorted; hidden ones (macOS '._x.wav') are skipped."""
+    suffixes = tuple(s.lower() for s in suffixes)
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in suffixes
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -100,7 +100,8 @@ def _preset_matching(state: StateDict) -> Optional[HiFiGANConfig]:
     wanted = {k: tuple(v.shape) for k, v in converted.items()}
     for name in preset_names():
         config = preset(name)
-        model = Generator(config.generator, n_mels=config.audio.n_mels)
+        with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+            model = Generator(config.generator, n_mels=config.audio.n_mels)
         if _is_folded(converted):
             _fold_all(model)
         if {k: tuple(v.shape) for k, v in model.state_dict().items()} == wanted:

@@ -94,21 +94,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _expand(items):
-    from pathlib import Path
-
-    from hifigan.audio import AUDIO_SUFFIXES
+def _expand(items: list[str]) -> list:
+    """--quality's clips: files as given, folders searched recursively (the one expander)."""
+    from hifigan.audio import AUDIO_SUFFIXES, expand_paths
     from hifigan.errors import DataError
 
-    files = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise DataError(f"--quality: {path} does not exist")
-    if not files:
-        raise DataError(f"--quality: no audio files in {', '.join(items)}")
-    return files
+    try:
+        return expand_paths(items, AUDIO_SUFFIXES)
+    except DataError as exc:
+        raise DataError(f"--quality: {exc}") from None

@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     from hifigan.errors import ConfigError
     from hifigan.inference import Vocoder
+    from hifigan.audio import MelFileWarning
     from hifigan.inference.inputs import MelRangeWarning, collect_inputs
     from hifigan.inference.synthesis import bundled_samples, prepare_inputs, synthesize_files
 
@@ -75,9 +76,10 @@ def run(args: argparse.Namespace) -> int:
     items = collect_inputs(inputs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MelRangeWarning)
+        warnings.simplefilter("always", MelFileWarning)
         prepared = prepare_inputs(vocoder, items)
     for warning in caught:
-        if issubclass(warning.category, MelRangeWarning):
+        if issubclass(warning.category, (MelRangeWarning, MelFileWarning)):
             print(f"hifigan synthesize: warning: {warning.message}", file=sys.stderr)
         else:
             warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)

@@ -35,11 +35,17 @@ LOAD_ERRORS = (DataError, OSError, RuntimeError, ValueError, EOFError)
 
 
 def peak_normalise(audio: torch.Tensor, peak: float = PEAK) -> torch.Tensor:
-    """Scale to `peak` at the loudest sample; silence (all zeros) stays as it is."""
-    top = audio.abs().max()
+    """Scale to `peak` at the loudest sample; silence (all zeros) stays as it is.
+
+    As the authors' loader, to the bit: in float64, `audio / max|audio| * peak`
+    (their `librosa.util.normalize(audio) * 0.95` on the float64 samples), then
+    rounded once to the input's dtype.
+    """
+    wide = audio.to(torch.float64)
+    top = wide.abs().max()
     if top <= 0:
         return audio
-    return audio * (peak / top)
+    return (wide / top * peak).to(audio.dtype)
 
 
 def crop_or_pad(audio: torch.Tensor, segment: int, generator: torch.Generator) -> torch.Tensor:
@@ -126,7 +132,8 @@ class VocoderDataset(Dataset):
             audio = peak_normalise(audio)
             if self.train:
                 audio = crop_or_pad(audio, self.segment_size, generator)
-            mel = self.mel(audio)[0]
+            # frame i stands for samples [i * hop, (i + 1) * hop); a centred front end's extra frame goes
+            mel = self.mel(audio)[0][:, : audio.shape[-1] // self.hop]
         mel_loss = self.mel_for_loss(audio)[0]  # validation: of the whole clip, as the mel
         frames = mel.shape[-1]
         return {

@@ -1,7 +1,8 @@
 """Fine-tuning pairs: a TTS model's (teacher-forced) mel files matched to their audio.
 
-A mel file is `<mel_dir>/<audio stem>.npy` or `.pt`, shaped [n_mels, frames] or
-[1, n_mels, frames]. Mel frame i belongs to samples i*hop .. (i+1)*hop. Other
+A mel file is `<mel_dir>/<audio stem>.npy` or `.pt`, read by the reader synthesis
+uses (audio/mel_files.py: [n_mels, frames], [1, n_mels, frames] or transposed
+[frames, n_mels]). Mel frame i belongs to samples i*hop .. (i+1)*hop. Other
 STFT paddings give a mel one or two frames longer or shorter than our T // hop:
 such pairs are trimmed to the common length; a larger difference means the mel
 does not belong to the audio (or another hop was used), and is an error.
@@ -12,15 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 import torch
 
+from ..audio.mel_files import MEL_SUFFIXES, MelFileError, mel_file_frames, read_mel
 from ..config import AudioConfig
 from ..errors import DataError
 from .lists import file_with_stem
 from .probe import AudioHeader, UnusableAudio
 
-MEL_SUFFIXES = (".npy", ".pt")
 FRAME_TOLERANCE = 2  # frames of difference trimmed silently (well, with a count)
 
 
@@ -30,53 +30,19 @@ def mel_path_for(audio_path: Path, mel_dir: Path) -> Optional[Path]:
 
 
 def load_mel(path: Path, n_mels: int) -> torch.Tensor:
-    """A mel file -> float32 [n_mels, frames]; UnusableAudio naming the file otherwise."""
+    """A mel file -> float32 [n_mels, frames] (the reader synthesis uses); UnusableAudio naming the file."""
     try:
-        if path.suffix == ".npy":
-            data = np.load(path, allow_pickle=False)
-        else:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any reader failure is a bad file, named
-        raise UnusableAudio(path, f"unreadable mel file ({type(exc).__name__}: {exc})") from None
-    if isinstance(data, dict):
-        keys = [k for k, v in data.items() if isinstance(v, (torch.Tensor, np.ndarray))]
-        if len(keys) != 1:
-            raise UnusableAudio(path, f"expected one mel tensor, found a dict with keys {list(data)}")
-        data = data[keys[0]]
-    if not isinstance(data, (torch.Tensor, np.ndarray)):
-        raise UnusableAudio(path, f"expected a mel array, found {type(data).__name__}")
-    mel = torch.as_tensor(np.asarray(data) if isinstance(data, np.ndarray) else data).float()
-    if mel.dim() == 3 and mel.shape[0] == 1:
-        mel = mel[0]
-    if mel.dim() != 2 or mel.shape[0] != n_mels:
-        hint = ""
-        if mel.dim() == 2 and mel.shape[1] == n_mels:
-            hint = " (it looks transposed: save it as [n_mels, frames])"
-        raise UnusableAudio(
-            path, f"mel shaped {tuple(mel.shape)}, expected [{n_mels}, frames] or [1, {n_mels}, frames]{hint}"
-        )
-    if mel.shape[1] == 0:
-        raise UnusableAudio(path, "the mel has no frames")
-    if not torch.isfinite(mel).all():
-        raise UnusableAudio(path, "the mel contains NaN or infinite values")
-    return mel.contiguous()
+        return read_mel(path, n_mels)
+    except MelFileError as exc:
+        raise UnusableAudio(exc.path, exc.reason) from None
 
 
 def mel_frame_count(path: Path, n_mels: int) -> int:
-    """Frames of a mel file, cheaply for .npy (only the header is read)."""
-    if path.suffix != ".npy":
-        return int(load_mel(path, n_mels).shape[1])
+    """Frames of a mel file, cheaply for .npy (only the header is read), by the same shape rules."""
     try:
-        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
-    except Exception as exc:
-        raise UnusableAudio(path, f"unreadable mel file ({type(exc).__name__}: {exc})") from None
-    if len(shape) == 3 and shape[0] == 1:
-        shape = shape[1:]
-    if len(shape) != 2 or shape[0] != n_mels:
-        raise UnusableAudio(
-            path, f"mel shaped {tuple(shape)}, expected [{n_mels}, frames] or [1, {n_mels}, frames]"
-        )
-    return int(shape[1])
+        return mel_file_frames(path, n_mels)
+    except MelFileError as exc:
+        raise UnusableAudio(exc.path, exc.reason) from None
 
 
 def mismatch_error(audio_path: Path, mel_path: Path, mel_frames: int, audio_frames: int, hop: int) -> UnusableAudio:

@@ -62,7 +62,7 @@ def prepare_inputs(vocoder: Vocoder, inputs: Iterable[SynthesisInput]) -> list[P
     prepared = []
     for item in inputs:
         if item.kind == "mel":
-            mel = load_mel_file(item.path, vocoder.n_mels)
+            mel = load_mel_file(item.path, vocoder.config.audio)
         else:
             audio = load_audio(item.path, vocoder.sampling_rate)
             try:
