@@ -113,3 +113,30 @@ def test_quality_check_scores_reduced_precision_against_fp32(tiny_config):
     (result,) = results
     assert result.clips == 1 and 0 < result.mel_l1 < 1
     assert 1.0 <= result.pesq_wb <= 4.65 and result.max_abs_diff > 0
+
+
+def test_bench_train_reports_audio_samples_and_mel_frames_per_second(tmp_path, capsys):
+    from hifigan.training.bench import bench_train
+
+    config = with_generator_channels(preset("v1"), 16)
+    config.training.discriminator_channel_divisor = 16
+    config.training.segment_size = 2048
+    config.training.batch_size = 2
+    config.training.num_workers = 0
+    config.training.precision = "32"
+    result = bench_train(config, steps=1, warmup=1, accelerator="cpu")
+    step_time = result.seconds / result.steps
+    assert result.audio_samples_per_s == pytest.approx(2 * 2048 / step_time)  # batch x segment / step time
+    assert result.mel_frames_per_s == pytest.approx(result.audio_samples_per_s / 256)
+    assert result.segments_per_s == pytest.approx(2 / step_time)  # the training examples
+    assert result.audio_seconds_per_s == pytest.approx(result.audio_samples_per_s / 22050)
+    text = result.format()
+    assert "audio samples/s (batch x segment / step time)" in text
+    assert "mel frames/s (audio samples / hop 256)" in text and "training segments/s of 2048 samples" in text
+    config_file = tmp_path / "tiny.yaml"
+    config.save(config_file)
+    assert main(["bench", "train", "--config", str(config_file), "--steps", "1", "--warmup", "1",
+                 "--accelerator", "cpu", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"audio_samples_per_s", "mel_frames_per_s", "segments_per_s"} <= set(data)
+    assert "samples_per_s" not in data  # the old, ambiguous name (it counted segments)

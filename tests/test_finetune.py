@@ -109,3 +109,55 @@ def test_authors_generator_file_starts_with_fresh_discriminators(tmp_path):
     assert _discriminators_beside(path) is None
     (tmp_path / "cp_hifigan" / "do_00000100").write_bytes(b"")
     assert _discriminators_beside(path) == tmp_path / "cp_hifigan" / "do_00000100"
+
+
+NVIDIA_GENERATOR = Path(__file__).parent / "fixtures" / "interop" / "nvidia" / "hifigan_gen_checkpoint_10.pt"
+
+
+def nvidia_checkpoint(folder: Path, epoch: int) -> Path:
+    """NVIDIA's generator file (written by their Checkpointer, tests/fixtures/interop/nvidia) at `epoch`."""
+    data = torch.load(NVIDIA_GENERATOR, map_location="cpu", weights_only=True)
+    data["train_state"] = dict(data["train_state"], epoch=epoch)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"hifigan_gen_checkpoint_{epoch}.pt"
+    torch.save(data, path)
+    return path
+
+
+def test_nvidia_checkpoint_continues_nvidias_schedule_and_length(tmp_path):
+    from hifigan.training.finetune import NVIDIA_FINETUNE_EPOCHS, finetune_initial_lr
+
+    path = nvidia_checkpoint(tmp_path, 6500)  # NVIDIA's LJ Speech run: EPOCHS=6500
+    found = load_source(path)
+    assert found.epoch == 6500  # from train_state, not 0
+    assert found.recipe == "v1-nvidia" and not found.has_discriminators
+    assert found.config.discriminator.scale_pool_padding == 1  # NVIDIA's discriminators
+    config = finetune_config(found)
+    assert config.name == "v1-nvidia" and config.training.finetune_lr_factor == 3.0
+    assert config.training.max_epochs == NVIDIA_FINETUNE_EPOCHS == 3500  # fine_tune.sh: 10000 = 6500 + 3500
+    lr = finetune_initial_lr(config, found.epoch)
+    assert lr == pytest.approx(3e-4 * 0.9998**6500 * 3) and round(lr, 7) == 2.452e-4  # not 9e-4
+    assert finetune_config(found, overrides={"training.max_epochs": 10}).training.max_epochs == 10
+    # the recorded file itself (epoch 10)
+    assert load_source(NVIDIA_GENERATOR).epoch == 10
+    # NVIDIA's discriminator file beside the generator's is picked up
+    assert _discriminators_beside(path) is None
+    (tmp_path / "hifigan_discrim_checkpoint_6500.pt").write_bytes(b"")
+    assert _discriminators_beside(path) == tmp_path / "hifigan_discrim_checkpoint_6500.pt"
+
+
+def test_finetune_run_from_an_nvidia_checkpoint(tmp_path, allison_dir, capsys):
+    data = tiny_corpus(allison_dir, tmp_path / "data", train_count=2, val_count=1)
+    path = nvidia_checkpoint(tmp_path / "nv", 6500)
+    result = finetune(
+        path, data, tmp_path / "ft", RunOptions(accelerator="cpu", progress_bar=False, sanity_val_steps=0),
+        overrides={"training.max_steps": 1, "training.batch_size": 1, "training.segment_size": 2048,
+                   "training.precision": "32", "training.num_workers": 0, "training.val_every_n_steps": 1,
+                   "training.discriminator_channel_divisor": 16},
+    )
+    printed = capsys.readouterr().out
+    assert "schedule epoch 6500, learning rate 0.000245, 3500 epochs" in printed
+    state = torch.load(result.checkpoint, weights_only=True)
+    assert state["hifigan_state"]["initial_lr"] == pytest.approx(3e-4 * 0.9998**6500 * 3)
+    assert state["config"]["training"]["max_epochs"] == 3500
+    assert state["config"]["discriminator"]["scale_pool_padding"] == 1

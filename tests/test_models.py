@@ -183,3 +183,133 @@ def test_folding_a_copy_leaves_the_original_and_works_in_inference_mode(tiny_con
     assert generator.has_weight_norm and not folded.has_weight_norm
     with torch.no_grad():
         torch.testing.assert_close(generator(mel), expected, rtol=0, atol=0)
+
+
+# ---- spectral norm: the authors' power iteration ------------------------------------------
+
+def _old_hook_conv(conv):
+    """A copy of `conv` under the authors' `torch.nn.utils.spectral_norm` (the old hook)."""
+    import copy
+
+    plain = copy.deepcopy(conv)
+    return torch.nn.utils.spectral_norm(plain)
+
+
+def test_spectral_norm_runs_the_authors_power_iteration_bit_for_bit():
+    from hifigan.models import spectral_norm
+
+    torch.manual_seed(3)
+    conv = torch.nn.Conv1d(8, 16, 41, 2, groups=4, padding=20)
+    old = _old_hook_conv(conv)
+    ours = spectral_norm(torch.nn.Conv1d(8, 16, 41, 2, groups=4, padding=20))
+    with torch.no_grad():  # the authors' unconverged u, v and weights in both
+        ours.parametrizations.weight.original.copy_(old.weight_orig)
+        ours.bias.copy_(old.bias)
+        ours.parametrizations.weight[0]._u.copy_(old.weight_u)
+        ours.parametrizations.weight[0]._v.copy_(old.weight_v)
+    x = torch.randn(2, 8, 300)
+    for _ in range(3):  # training mode: one power-iteration step per forward
+        assert torch.equal(ours(x), old(x))
+        assert torch.equal(ours.parametrizations.weight[0]._u, old.weight_u)
+        assert torch.equal(ours.parametrizations.weight[0]._v, old.weight_v)
+    ours.eval(), old.eval()
+    assert torch.equal(ours(x), old(x))  # eval mode: the stored u, v, no update
+    assert torch.equal(ours.parametrizations.weight[0]._u, old.weight_u)
+
+
+def test_spectral_norm_order_matters_from_fresh_vectors():
+    """torch's newer parametrization (u first) gives another first-step sigma than the authors' hook."""
+    from torch.nn.utils.parametrizations import spectral_norm as torch_parametrization
+
+    torch.manual_seed(0)
+    old = _old_hook_conv(torch.nn.Conv1d(1, 128, 15, 1, padding=7))
+    new = torch_parametrization(torch.nn.Conv1d(1, 128, 15, 1, padding=7))
+    with torch.no_grad():
+        new.parametrizations.weight.original.copy_(old.weight_orig)
+        new.parametrizations.weight[0]._u.copy_(old.weight_u)
+        new.parametrizations.weight[0]._v.copy_(old.weight_v)
+        x = torch.zeros(1, 1, 20)
+        old(x)
+        w_new = new.weight
+    w = old.weight_orig
+    sigma_old = float(torch.dot(old.weight_u, w.reshape(128, -1) @ old.weight_v))
+    sigma_new = float(w.flatten()[0] / w_new.flatten()[0])
+    assert abs(sigma_new - sigma_old) / sigma_old > 0.01  # 7% here: the reason for our own
+
+
+def test_spectral_norm_keeps_the_parametrization_keys_and_loads_old_checkpoints():
+    from torch.nn.utils.parametrizations import spectral_norm as torch_parametrization
+
+    msd = MultiScaleDiscriminator(channel_divisor=16)
+    keys = [k for k in msd.state_dict() if k.startswith("discriminators.0.convs.0.")]
+    assert sorted(keys) == sorted([
+        "discriminators.0.convs.0.bias", "discriminators.0.convs.0.parametrizations.weight.original",
+        "discriminators.0.convs.0.parametrizations.weight.0._u",
+        "discriminators.0.convs.0.parametrizations.weight.0._v"])
+    # a checkpoint written with torch's parametrization (our layout until now) loads as it is
+    conv = torch_parametrization(torch.nn.Conv1d(1, 8, 15, 1, padding=7))
+    target = msd.discriminators[0].convs[0]
+    target.load_state_dict(conv.state_dict())
+    conv.eval(), target.eval()
+    x = torch.randn(1, 1, 100)
+    with torch.no_grad():
+        assert torch.equal(target(x), conv(x))  # eval: u^T W v from the stored vectors in both
+
+
+def test_fresh_spectral_norm_vectors_are_not_warmed_up():
+    """As the old hook: random unit u, v drawn at registration, no power iterations before training."""
+    from hifigan.models import spectral_norm
+
+    torch.manual_seed(5)
+    old = torch.nn.utils.spectral_norm(torch.nn.Conv1d(4, 8, 5))
+    torch.manual_seed(5)
+    ours = spectral_norm(torch.nn.Conv1d(4, 8, 5))
+    assert torch.equal(ours.parametrizations.weight.original, old.weight_orig)
+    assert torch.equal(ours.parametrizations.weight[0]._u, old.weight_u)
+    assert torch.equal(ours.parametrizations.weight[0]._v, old.weight_v)
+
+
+# ---- the discriminator registry and NVIDIA's pooling ---------------------------------------
+
+def test_registry_builds_the_discriminators_everywhere(tmp_path, original_state_dicts):
+    from hifigan.models import DISCRIMINATORS, build_discriminators
+    from hifigan.training import HiFiGANModule
+
+    assert list(DISCRIMINATORS) == ["mpd", "msd"]
+    built = build_discriminators(preset("v1").discriminator, channel_divisor=16)
+    assert isinstance(built["mpd"], MultiPeriodDiscriminator) and isinstance(built["msd"], MultiScaleDiscriminator)
+    config = preset("v1")
+    config.training.discriminator_channel_divisor = 16
+    config.generator.upsample_initial_channel = 16
+    module = HiFiGANModule(config)
+    assert module.discriminator_names == ["mpd", "msd"]
+    prefixes = {k.split(".", 1)[0] for k in module.state_dict()}
+    assert {"generator", "mpd", "msd"} <= prefixes  # the checkpoint keys are unchanged
+    path = tmp_path / "do_1"
+    torch.save({"mpd": original_state_dicts("mpd"), "msd": original_state_dicts("msd")}, path)
+    loaded = load_discriminators(path)
+    assert [type(m) for m in loaded] == [MultiPeriodDiscriminator, MultiScaleDiscriminator]
+
+
+def test_scale_pool_padding_is_a_setting_and_nvidias_recipe_uses_1():
+    from hifigan.config import ConfigError as _ConfigError
+    from hifigan.models import build_discriminators
+
+    assert preset("v1").discriminator.scale_pool_padding == 2  # the authors' AvgPool1d(4, 2, padding=2)
+    nvidia = preset("v1-nvidia").discriminator
+    assert nvidia.scale_pool_padding == 1  # NVIDIA's hifigan/models.py: AvgPool1d(4, 2, padding=1)
+    msd = build_discriminators(nvidia, channel_divisor=16)["msd"]
+    assert [pool.padding for pool in msd.meanpools] == [(1,), (1,)]
+    authors = build_discriminators(preset("v1").discriminator, channel_divisor=16)["msd"]
+    authors.load_state_dict(msd.state_dict())  # the same weights: pooling has none
+    authors.eval(), msd.eval()
+    y = torch.randn(1, 1, 1001)
+    with torch.no_grad():
+        real_a, _, _, _ = authors(y, y)
+        real_n, _, _, _ = msd(y, y)
+    assert torch.equal(real_a[0], real_n[0])  # scale 0 is not pooled
+    assert real_a[1].shape != real_n[1].shape or not torch.equal(real_a[1], real_n[1])
+    config = preset("v1")
+    config.discriminator.scale_pool_padding = 3
+    with pytest.raises(_ConfigError, match="scale_pool_padding"):
+        config.validate()

@@ -210,25 +210,61 @@ def test_nonfinite_steps_are_skipped_counted_and_stop_the_run(tmp_path):
             assert torch.equal(value, second["state_dict"][key]), key  # the skipped step changed nothing
 
 
-def test_fp16_loss_scaler_serves_both_optimisers_and_is_restored(tmp_path):
+def _after_one_update(state):
+    """The (scale, growth tracker) pairs a scaler in `state` can reach in one update."""
+    scale, tracker = state
+    return {(scale, tracker + 1), (scale / 2, 0)}
+
+
+def test_fp16_has_one_loss_scaler_per_optimiser_saved_and_restored(tmp_path):
     config = small_config(batch=1, precision="16-mixed", checkpoint_every_n_steps=2, max_steps=2)
     items = synthetic_items(config, 4)
     options = RunOptions(accelerator="cpu", progress_bar=False, sanity_val_steps=0)
     train(config, out=tmp_path, datamodule=ListData(items, 1), options=options)
     path = tmp_path / "checkpoints" / "step-00000002.ckpt"
     data = torch.load(path, weights_only=True)
-    assert data["MixedPrecision"]["scale"] <= 2.0**16  # Lightning's scaler state is in the checkpoint
-    # a recognisable scaler state, then one more step
-    data["MixedPrecision"].update(scale=1024.0, _growth_tracker=7)
+    scalers = data["hifigan_state"]["loss_scalers"]
+    assert set(scalers) == {"generator", "discriminator"}  # NVIDIA's scaler_g and scaler_d
+    for side in ("generator", "discriminator"):
+        state = (scalers[side]["scale"], scalers[side]["_growth_tracker"])
+        # two steps, one update of each scaler per step (not two of one shared scaler)
+        assert state in {(2.0**16, 2), (2.0**15, 1), (2.0**15, 0), (2.0**14, 0)}, (side, state)
+    assert data["MixedPrecision"] == scalers["generator"]  # Lightning's entry: the generator's
+    # recognisable, different states, then one more step: each side continues its own
+    scalers["generator"].update(scale=1024.0, _growth_tracker=7)
+    scalers["discriminator"].update(scale=4096.0, _growth_tracker=3)
     torch.save(data, path)
     train(config, out=tmp_path, datamodule=ListData(items, 1), options=options, overrides={"training.max_steps": 3})
     final = torch.load(tmp_path / "checkpoints" / "step-00000003.ckpt", weights_only=True)
-    scaler = final["MixedPrecision"]
-    # two scaler updates in the step (discriminator, then generator), each either counting a good
-    # update or halving the scale after an overflow; a fresh scaler would start from 65536
-    assert (scaler["scale"], scaler["_growth_tracker"]) in {(1024.0, 9), (512.0, 1), (512.0, 0), (256.0, 0)}
-    halvings = {1024.0: 0, 512.0: 1, 256.0: 2}[scaler["scale"]]
+    got = final["hifigan_state"]["loss_scalers"]
+    g = (got["generator"]["scale"], got["generator"]["_growth_tracker"])
+    d = (got["discriminator"]["scale"], got["discriminator"]["_growth_tracker"])
+    assert g in _after_one_update((1024.0, 7)) and d in _after_one_update((4096.0, 3)), (g, d)
+    halvings = (g[0] < 1024.0) + (d[0] < 4096.0)
     assert final["hifigan_state"]["overflow_skips"] - data["hifigan_state"]["overflow_skips"] == halvings
+
+
+def test_fp16_resume_from_a_checkpoint_with_one_shared_scaler(tmp_path):
+    config = small_config(batch=1, precision="16-mixed", checkpoint_every_n_steps=2, max_steps=2)
+    items = synthetic_items(config, 4)
+    options = RunOptions(accelerator="cpu", progress_bar=False, sanity_val_steps=0)
+    train(config, out=tmp_path, datamodule=ListData(items, 1), options=options)
+    path = tmp_path / "checkpoints" / "step-00000002.ckpt"
+    data = torch.load(path, weights_only=True)
+    del data["hifigan_state"]["loss_scalers"]  # as written before there were two
+    data["MixedPrecision"].update(scale=1024.0, _growth_tracker=7)
+    torch.save(data, path)
+    train(config, out=tmp_path, datamodule=ListData(items, 1), options=options, overrides={"training.max_steps": 3})
+    got = torch.load(tmp_path / "checkpoints" / "step-00000003.ckpt", weights_only=True)["hifigan_state"]
+    for side in ("generator", "discriminator"):  # both continue from the shared scaler's state
+        state = (got["loss_scalers"][side]["scale"], got["loss_scalers"][side]["_growth_tracker"])
+        assert state in _after_one_update((1024.0, 7)), (side, state)
+
+
+def test_fp32_and_bf16_runs_have_no_loss_scalers():
+    module = HiFiGANModule(small_config(batch=1))
+    fit(module, synthetic_items(module.config, 1), per_device=1, steps=1)
+    assert module.loss_scalers is None  # the authors' recipe (fp32) is untouched
 
 
 def test_ema_is_saved_used_for_export_and_preferred_by_load_generator(tmp_path):
@@ -336,3 +372,54 @@ def test_checkpoint_writes_are_atomic(tmp_path):
         io.save_checkpoint({"step": 2, "weights": torch.zeros(1000), "bad": Explodes()}, path)
     assert torch.load(path, weights_only=True)["step"] == 1  # the previous file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["step.ckpt"]  # no temporary left behind
+
+
+def _whole_utterance(config, samples: int, name: str, seed: int = 3):
+    audio = 0.3 * torch.randn(samples, generator=torch.Generator().manual_seed(seed))
+    mel = MelSpectrogram.from_config(config.audio)
+    loss_mel = MelSpectrogram.from_config(config.audio, for_loss=True)
+    return {"mel": mel(audio)[0], "audio": audio, "mel_loss": loss_mel(audio)[0], "name": name}
+
+
+def test_nvidia_validation_metric_is_five_crops_of_each_utterance_times_45():
+    import zlib
+
+    import numpy as np
+
+    from hifigan.losses import MEL_WEIGHT
+
+    config = small_config()
+    assert not HiFiGANModule(config).nvidia_validation  # the authors' recipe: our metric only
+    module = HiFiGANModule(config, nvidia_validation=True).eval()
+    segment = config.training.segment_size
+    audio = _whole_utterance(config, 5 * segment, "utt")["audio"]
+    with torch.no_grad():
+        errors = module.nvidia_crop_errors(module.generator, audio, "utt")
+        again = module.nvidia_crop_errors(module.generator, audio, "utt")
+        assert len(errors) == 5 and errors == again and len(set(errors)) == 5  # 5 different, reproducible crops
+        # crop 2 by hand: NVIDIA's rng.integers(0, T - segment), the generator on the crop's own mel
+        start = int(np.random.default_rng([2, zlib.crc32(b"utt")]).integers(0, audio.shape[0] - segment))
+        crop = audio[start:start + segment][None]
+        y_hat = module.generator(MelSpectrogram.from_config(config.audio)(crop))
+        expected = MEL_WEIGHT * torch.nn.functional.l1_loss(module.loss_mel(crop), module.loss_mel(y_hat)).item()
+        assert errors[2] == pytest.approx(expected, rel=1e-5)  # (batched: float rounding only)
+        short = module.nvidia_crop_errors(module.generator, audio[: segment // 2], "short")
+    assert len(set(short)) == 1  # shorter than a segment: zero-padded, the same crop five times
+
+
+def test_nvidia_recipe_runs_log_both_validation_metrics_under_their_names(tmp_path):
+    import json
+
+    from hifigan.training.module import NVIDIA_VAL_METRIC
+
+    config = small_config(batch=1, max_steps=1, val_every_n_steps=1, checkpoint_every_n_steps=1)
+    config.name = "v1-nvidia"  # a run of NVIDIA's recipe (tiny here)
+    items = synthetic_items(config, 1)
+    val = [_whole_utterance(config, 2 * config.training.segment_size + 512, "val0")]
+    train(config, out=tmp_path, datamodule=ListData(items, 1, val_items=val),
+          options=RunOptions(accelerator="cpu", progress_bar=False, sanity_val_steps=0))
+    rows = [json.loads(line) for line in (tmp_path / "validation.jsonl").read_text().splitlines()]
+    assert rows and all("mel_l1" in row and NVIDIA_VAL_METRIC in row for row in rows)
+    row = rows[-1]
+    assert NVIDIA_VAL_METRIC == "nvidia_crops_mel_l1_x45"
+    assert row[NVIDIA_VAL_METRIC] > 10 * row["mel_l1"]  # x 45 of crops, beside ours (unscaled, whole utterances)

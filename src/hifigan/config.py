@@ -303,8 +303,10 @@ class TrainingConfig:
             raise ConfigError(f"training.ema_decay must lie in [0, 1), got {self.ema_decay}")
         if not 0.0 < self.lr_decay <= 1.0:
             raise ConfigError(f"training.lr_decay must lie in (0, 1], got {self.lr_decay}")
-        if self.learning_rate <= 0 or self.finetune_lr_factor <= 0:
-            raise ConfigError("training.learning_rate and training.finetune_lr_factor must be positive")
+        for name in ("learning_rate", "finetune_lr_factor"):
+            value = getattr(self, name)  # NaN fails the comparison too; YAML reads 2e-4 as a string
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < math.inf:
+                raise ConfigError(f"training.{name} must be a positive finite number, got {value!r}")
         if self.val_audio_samples < 0 or self.metrics_every_n_val < 0 or self.num_workers < 0:
             raise ConfigError(
                 "training.val_audio_samples, training.metrics_every_n_val and training.num_workers "

@@ -88,3 +88,60 @@ def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+def read_training_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar a run logged to TensorBoard (RUN_DIR/logs), as tag -> [(step, value)], oldest first."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    series: dict[str, dict[int, float]] = {}
+    for events in sorted(Path(run_dir, "logs").rglob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags().get("scalars", []):
+            for event in accumulator.Scalars(tag):
+                series.setdefault(tag, {})[int(event.step)] = float(event.value)  # a resumed run wins
+    return {tag: sorted(values.items()) for tag, values in series.items()}
+
+
+CURVE_PANELS = (
+    ("generator losses", ("train/g_adv", "train/g_fm", "train/g_total")),
+    ("mel L1 (training crops)", ("train/mel_l1",)),
+    ("discriminator loss", ("train/d_total", "train/d_mpd", "train/d_msd")),
+    ("validation mel L1", ("val/mel_l1",)),
+    ("NVIDIA validation (8192-sample crops, x45)", ("val/nvidia_crops_mel_l1_x45",)),
+)
+
+
+def plot_training_curves(run_dir: str | Path, path: str | Path, smooth: int = 25) -> Optional[Path]:
+    """Loss and validation curves of a run as one PNG; None when the run logged nothing yet.
+
+    Training losses are drawn raw (faint) and as a running mean of `smooth` logged points.
+    """
+    series = read_training_scalars(run_dir)
+    panels = [(title, [t for t in tags if t in series]) for title, tags in CURVE_PANELS]
+    panels = [(title, tags) for title, tags in panels if tags]
+    if not panels:
+        return None
+    plt = _matplotlib()
+    figure, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels)), sharex=True, squeeze=False)
+    for axis, (title, tags) in zip(axes[:, 0], panels):
+        for tag in tags:
+            steps, values = zip(*series[tag])
+            values = np.asarray(values)
+            if tag.startswith("train/") and len(values) > smooth:
+                kernel = np.ones(smooth) / smooth
+                line, = axis.plot(steps, values, alpha=0.25, linewidth=0.8)
+                axis.plot(steps[smooth - 1:], np.convolve(values, kernel, mode="valid"), color=line.get_color(),
+                          label=f"{tag} (mean of {smooth})")
+            else:
+                axis.plot(steps, values, marker="o" if len(values) < 40 else None, label=tag)
+        axis.set_title(title)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    axes[-1, 0].set_xlabel("step")
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

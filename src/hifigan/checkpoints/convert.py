@@ -20,7 +20,7 @@ from torch import nn
 
 from ..config import HiFiGANConfig, preset, preset_names, resolve_config
 from ..errors import CheckpointError, ConfigError
-from ..models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
+from ..models import Generator
 from ..models.generator import fold_weight_parametrization
 from .formats import ImportedGenerator, import_generator
 from .io import config_of, is_our_format, read_checkpoint
@@ -125,6 +125,26 @@ def resolve_imported(imported: ImportedGenerator, config: ConfigLike, path: Path
     return matched
 
 
+# No trained generator comes near this (the published ones stay below 10); bit rot in a float's
+# exponent gives 1e19..1e38, and the audio comes out as full-scale noise.
+MAX_ABS_WEIGHT = 1e4
+
+
+def check_weights(state: Mapping[str, Any], source: str) -> None:
+    """CheckpointError naming the first layer with NaN/inf or absurd values: a damaged file, not a model."""
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.numel() == 0:
+            continue
+        if not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{source}: layer {key!r} holds NaN or infinite weights: the file is damaged")
+        peak = float(value.abs().max())
+        if peak > MAX_ABS_WEIGHT:
+            raise CheckpointError(
+                f"{source}: layer {key!r} holds a weight of magnitude {peak:.3g}, far beyond any trained "
+                f"generator's (at most {MAX_ABS_WEIGHT:g}): the file is damaged"
+            )
+
+
 def load_generator(
     path: str | Path,
     config: ConfigLike = None,
@@ -146,6 +166,7 @@ def load_generator(
     """
     path = Path(path)
     imported = import_generator(path)
+    check_weights(imported.state, str(path))
     cfg = resolve_imported(imported, config, path)
     generator = Generator(cfg.generator, n_mels=cfg.audio.n_mels)
     load_state_checked(generator, imported.state, str(path))

@@ -7,9 +7,11 @@ import argparse
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="training throughput (samples/s) and peak memory for a config and precision",
+        help="training throughput (audio samples/s, mel frames/s) and peak memory for a config and precision",
         description="Time the real training step (generator + both discriminators, Lightning, one device) "
-        "on synthetic in-memory batches, after warm-up steps. Works on CUDA GPUs and on CPU.",
+        "on synthetic in-memory batches, after warm-up steps. Works on CUDA GPUs and on CPU. Prints audio "
+        "samples per second (batch x segment / step time), mel frames per second (audio samples / hop, "
+        "NVIDIA's unit) and training segments per second.",
     )
     parser.add_argument("--config", default="v1", help="recipe name or file (default: v1)")
     parser.add_argument("--precision", default=None, choices=["32", "16-mixed", "bf16-mixed"])

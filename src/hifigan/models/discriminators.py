@@ -1,9 +1,25 @@
-"""Multi-period and multi-scale discriminators, as in the paper.
+"""Multi-period and multi-scale discriminators, as in the paper, and the registry that builds them.
 
 Each is called as `d(y, y_hat)` and returns `(real_logits, fake_logits,
 real_fmaps, fake_fmaps)`: one entry per sub-discriminator, logits flattened to
 [B, N], feature maps as the list of every layer's activation. Module names
 follow the authors' code so their `do_` checkpoints map key for key.
+
+`DISCRIMINATORS` maps a name (`mpd`, `msd`) to the builder of that
+discriminator from a config; training (`training/module.py`) and checkpoint
+loading (`checkpoints/convert.py`) build the set from it, and the name is
+the state-dict prefix (`mpd.`, `msd.`). A new discriminator is a class here
+and one entry in the registry.
+
+Spectral norm (the first scale discriminator) is `SpectralNorm`, a
+parametrization that runs the power iteration of the authors'
+`torch.nn.utils.spectral_norm` (v from u, then u from v) rather than
+torch's newer `parametrizations.spectral_norm` (u first, then v): from the
+same unconverged u and v the two give a first-step sigma up to ~7% apart. Its
+state-dict keys are the parametrization's (`parametrizations.weight.original`,
+`parametrizations.weight.0._u`, `._v`), so checkpoints saved with torch's
+parametrization load unchanged; in eval mode both compute u^T W v from the
+stored vectors, so eval outputs are the same.
 """
 from __future__ import annotations
 
@@ -13,11 +29,69 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm, weight_norm
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import weight_norm
 
+from ..config import DiscriminatorConfig
 from .generator import LRELU_SLOPE, same_padding
 
 Output = tuple[list[torch.Tensor], list[torch.Tensor], list[list[torch.Tensor]], list[list[torch.Tensor]]]
+# the authors' MSD average-pools with AvgPool1d(4, 2, padding=2); NVIDIA's with padding=1
+AUTHORS_POOL_PADDING = 2
+
+
+class SpectralNorm(nn.Module):
+    """W / sigma(W), sigma by one power-iteration step per training-mode forward, in the old hook's order.
+
+    As `torch.nn.utils.spectral_norm` (the authors' code): u and v start as
+    random unit vectors (u drawn first) with no warm-up iterations; each
+    training-mode evaluation updates v = normalize(W^T u), then
+    u = normalize(W v), in place and without gradient; sigma = u^T W v with
+    u, v treated as constants. In eval mode the stored u, v are used as they are.
+    """
+
+    def __init__(self, weight: torch.Tensor, n_power_iterations: int = 1, dim: int = 0, eps: float = 1e-12) -> None:
+        super().__init__()
+        if n_power_iterations <= 0:
+            raise ValueError(f"n_power_iterations must be positive, got {n_power_iterations}")
+        self.n_power_iterations = n_power_iterations
+        self.dim = dim
+        self.eps = eps
+        with torch.no_grad():
+            matrix = self._matrix(weight)
+            height, width = matrix.shape
+            u = F.normalize(weight.new_empty(height).normal_(0, 1), dim=0, eps=eps)
+            v = F.normalize(weight.new_empty(width).normal_(0, 1), dim=0, eps=eps)
+        self.register_buffer("_u", u)
+        self.register_buffer("_v", v)
+
+    def _matrix(self, weight: torch.Tensor) -> torch.Tensor:
+        if self.dim != 0:
+            weight = weight.permute(self.dim, *[d for d in range(weight.dim()) if d != self.dim])
+        return weight.reshape(weight.shape[0], -1)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        matrix = self._matrix(weight)
+        u, v = self._u, self._v
+        if self.training:
+            with torch.no_grad():
+                for _ in range(self.n_power_iterations):
+                    F.normalize(torch.mv(matrix.t(), u), dim=0, eps=self.eps, out=v)
+                    F.normalize(torch.mv(matrix, v), dim=0, eps=self.eps, out=u)
+            # the graph keeps copies: a second forward before backward updates the buffers again
+            u = u.clone(memory_format=torch.contiguous_format)
+            v = v.clone(memory_format=torch.contiguous_format)
+        sigma = torch.dot(u, torch.mv(matrix, v))
+        return weight / sigma
+
+
+def spectral_norm(module: nn.Module, name: str = "weight") -> nn.Module:
+    """Spectral norm on `module.<name>` with the authors' power iteration (see `SpectralNorm`)."""
+    dim = 1 if isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)) else 0
+    # unsafe: registering evaluates the parametrization once otherwise (an extra power-iteration step
+    # that the old hook does not take)
+    parametrize.register_parametrization(module, name, SpectralNorm(getattr(module, name), dim=dim), unsafe=True)
+    return module
 
 
 def _conv_stack(convs: nn.ModuleList, conv_post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -123,18 +197,55 @@ class MultiPeriodDiscriminator(_Ensemble):
 
 
 class MultiScaleDiscriminator(_Ensemble):
-    """Scale 0 sees raw audio (spectral norm); each later scale a 2x average-pooled copy."""
+    """Scale 0 sees raw audio (spectral norm); each later scale a 2x average-pooled copy.
 
-    def __init__(self, num_scales: int = 3, channel_divisor: int = 1) -> None:
+    `pool_padding`: of each AvgPool1d(4, 2): 2 in the authors' code, 1 in NVIDIA's.
+    """
+
+    def __init__(self, num_scales: int = 3, channel_divisor: int = 1,
+                 pool_padding: int = AUTHORS_POOL_PADDING) -> None:
         super().__init__()
         self.discriminators = nn.ModuleList(
             ScaleDiscriminator(use_spectral_norm=(i == 0), channel_divisor=channel_divisor)
             for i in range(num_scales)
         )
-        self.meanpools = nn.ModuleList(nn.AvgPool1d(4, 2, padding=2) for _ in range(num_scales - 1))
+        self.meanpools = nn.ModuleList(nn.AvgPool1d(4, 2, padding=pool_padding) for _ in range(num_scales - 1))
 
     def _inputs(self, index: int, y: torch.Tensor, y_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if index == 0:
             return y, y_hat
         pool = self.meanpools[index - 1]
         return pool(y), pool(y_hat)
+
+
+# ---- the registry -------------------------------------------------------------------
+# name -> builder(discriminator config, channel divisor). The name is the attribute of the training
+# module and the state-dict prefix; the order is the authors' order of construction and of the
+# forward passes (mpd, then msd). Their optimiser and loss sums take the set in reverse order
+# (itertools.chain(msd, mpd), loss_gen_s + loss_gen_f + ...): see `summation_order`.
+DiscriminatorBuilder = Callable[[DiscriminatorConfig, int], nn.Module]
+
+
+def _build_mpd(config: DiscriminatorConfig, channel_divisor: int = 1) -> MultiPeriodDiscriminator:
+    return MultiPeriodDiscriminator(config.periods, channel_divisor=channel_divisor)
+
+
+def _build_msd(config: DiscriminatorConfig, channel_divisor: int = 1) -> MultiScaleDiscriminator:
+    return MultiScaleDiscriminator(config.num_scales, channel_divisor=channel_divisor,
+                                   pool_padding=config.scale_pool_padding)
+
+
+DISCRIMINATORS: dict[str, DiscriminatorBuilder] = {
+    "mpd": _build_mpd,
+    "msd": _build_msd,
+}
+
+
+def build_discriminators(config: DiscriminatorConfig, channel_divisor: int = 1) -> dict[str, nn.Module]:
+    """Every registered discriminator for `config`, by name, in registry order."""
+    return {name: build(config, channel_divisor) for name, build in DISCRIMINATORS.items()}
+
+
+def summation_order(names) -> list[str]:
+    """The order in which the authors chain the discriminators' parameters and sum their losses."""
+    return list(reversed(list(names)))

@@ -1,4 +1,10 @@
-"""`bench_train()`: training throughput (samples/s) and peak memory of a config and precision.
+"""`bench_train()`: training throughput and peak memory of a config and precision.
+
+Throughput is reported in three units, each named: audio samples per second
+(batch x segment_size per step time: the waveform samples trained on), mel
+frames per second (audio samples / hop: the unit of NVIDIA's training
+tables) and training segments per second (the examples of the batch), with
+seconds of audio per second beside them.
 
 It runs the real training step (the LightningModule, Lightning's precision
 plugin, one process) on synthetic batches held in memory, so data loading
@@ -36,11 +42,13 @@ class TrainBenchResult:
     batch_size: int  # micro-batch on the device
     accumulation: int  # micro-batches per optimiser step
     segment_size: int
+    hop_length: int
     steps: int
     seconds: float
-    samples_per_s: float  # training examples (segments) per second
+    audio_samples_per_s: float  # waveform samples trained on per second: batch x segment_size / step time
+    mel_frames_per_s: float  # audio samples / hop: the unit of NVIDIA's training throughput tables
+    segments_per_s: float  # training examples (segments of segment_size samples) per second
     audio_seconds_per_s: float  # seconds of audio trained on per second
-    mel_frames_per_s: float  # the unit of NVIDIA's training throughput tables
     peak_memory_mb: float
     memory_kind: str
 
@@ -52,8 +60,10 @@ class TrainBenchResult:
             f"config {self.config}, {self.device}, precision {self.precision}, batch {self.batch_size} x "
             f"{self.segment_size} samples" + (f" x {self.accumulation} accumulated" if self.accumulation > 1 else ""),
             f"{self.steps} timed steps in {self.seconds:.2f} s: {self.seconds / self.steps:.3f} s/step",
-            f"throughput: {self.samples_per_s:.2f} samples/s ({self.audio_seconds_per_s:.2f} s of audio/s, "
-            f"{self.mel_frames_per_s:.0f} mel frames/s)",
+            f"throughput: {self.audio_samples_per_s:,.0f} audio samples/s (batch x segment / step time), "
+            f"{self.mel_frames_per_s:,.0f} mel frames/s (audio samples / hop {self.hop_length})",
+            f"            {self.segments_per_s:.2f} training segments/s of {self.segment_size} samples, "
+            f"{self.audio_seconds_per_s:.2f} s of audio/s",
             f"peak memory: {self.peak_memory_mb:.0f} MB ({self.memory_kind})",
         ])
 
@@ -152,7 +162,8 @@ def bench_train(
     if timer.start is None or timer.end is None:
         raise RuntimeError("the benchmark did not reach its last step")
     seconds = timer.end - timer.start
-    rate = steps * micro * k / seconds
+    segments = steps * micro * k / seconds  # training examples per second
+    audio_samples = segments * t.segment_size
     device = str(module.device)
     if module.device.type == "cuda":
         device = f"{device} ({torch.cuda.get_device_name(module.device)})"
@@ -161,9 +172,9 @@ def bench_train(
         peak, kind = _peak_rss_mb(), "process peak RSS"
     return TrainBenchResult(
         config=resolved.name, device=device, precision=t.precision, batch_size=micro, accumulation=k,
-        segment_size=t.segment_size, steps=steps, seconds=seconds, samples_per_s=rate,
-        audio_seconds_per_s=rate * t.segment_size / resolved.audio.sampling_rate,
-        mel_frames_per_s=rate * t.segment_size / resolved.audio.hop_length,
+        segment_size=t.segment_size, hop_length=resolved.audio.hop_length, steps=steps, seconds=seconds,
+        audio_samples_per_s=audio_samples, mel_frames_per_s=audio_samples / resolved.audio.hop_length,
+        segments_per_s=segments, audio_seconds_per_s=audio_samples / resolved.audio.sampling_rate,
         peak_memory_mb=peak, memory_kind=kind,
     )
 

@@ -12,9 +12,19 @@ stood, times the recipe's `finetune_lr_factor`:
 authors' recipe (factor 1) this is their fine-tuning, which reloads the
 checkpoint's epoch into the scheduler; with NVIDIA's (factor 3) it is their
 `adjust_fine_tuning_lr` applied to the decayed rate of the checkpoint. The
-source epoch is known for our training checkpoints and the authors' `do_`
-files; a generator alone starts the schedule at epoch 0. Adam moments start
-fresh; the step counter of the new run starts at 0.
+source epoch is known for our training checkpoints, the authors' `do_`
+files and NVIDIA's checkpoints (`train_state["epoch"]`; from NVIDIA's
+epoch-6500 LJ Speech checkpoint: 3e-4 x 0.9998^6500 x 3 = 2.45e-4); another
+generator alone starts the schedule at epoch 0. Adam moments (and fp16 loss
+scalers) start fresh, where NVIDIA's fine-tuning keeps its checkpoint's; the
+step counter of the new run starts at 0.
+
+Length: NVIDIA's `scripts/fine_tune.sh` runs to epoch 10000 from their
+6500-epoch checkpoint, 3500 more epochs; a fine-tuning run with NVIDIA's
+recipe therefore runs `NVIDIA_FINETUNE_EPOCHS` (3500) epochs unless
+`training.max_epochs` is given. An NVIDIA checkpoint takes NVIDIA's recipe
+(and its discriminator settings) by default, and its discriminator file
+`hifigan_discrim_checkpoint_<epoch>.pt` beside the generator's is loaded.
 
 A fine-tuning run is an ordinary run: re-running the same command on the same
 RUN_DIR resumes it from its own checkpoints, not from the source.
@@ -35,16 +45,26 @@ from ..checkpoints.io import config_of, is_our_format
 from ..config import HiFiGANConfig
 from ..errors import CheckpointError, ConfigError
 from ..models import Generator
+from .module import NVIDIA_RECIPES
 from .recipes import list_recipes, load_recipe
 from .run import InitialWeights, _is_rank_zero, RunOptions, TrainResult, apply_overrides, model_differences, train
 
 
+# NVIDIA's scripts/fine_tune.sh: EPOCHS=10000 "# 6500 + 3500", from their 6500-epoch checkpoint
+NVIDIA_FINETUNE_EPOCHS = 3500
+NVIDIA_RECIPE = "v1-nvidia"
+
+
 class FinetuneSource:
-    """What a fine-tuning run starts from: weights, their config, and the schedule position."""
+    """What a fine-tuning run starts from: weights, their config, and the schedule position.
+
+    `recipe`: the recipe the source's toolkit trains with, when it is not the one named like its
+    preset (NVIDIA's checkpoints: `v1-nvidia`).
+    """
 
     def __init__(self, config: HiFiGANConfig, generator: dict[str, torch.Tensor], label: str,
                  mpd: Optional[dict] = None, msd: Optional[dict] = None, epoch: int = 0,
-                 has_training_section: bool = False) -> None:
+                 has_training_section: bool = False, recipe: Optional[str] = None) -> None:
         self.config = config
         self.generator = generator
         self.label = label
@@ -52,6 +72,7 @@ class FinetuneSource:
         self.msd = msd
         self.epoch = epoch
         self.has_training_section = has_training_section
+        self.recipe = recipe
 
     @property
     def has_discriminators(self) -> bool:
@@ -69,12 +90,22 @@ def _with_weight_norm(generator: Generator) -> Generator:
 
 
 def _discriminators_beside(path: Path) -> Optional[Path]:
-    """The authors save g_00100000 and do_00100000 side by side."""
+    """The authors save g_00100000 and do_00100000 side by side; NVIDIA hifigan_gen_checkpoint_<epoch>.pt
+    and hifigan_discrim_checkpoint_<epoch>.pt."""
+    candidate = None
     if path.name.startswith("g_"):
         candidate = path.with_name("do_" + path.name[2:])
-        if candidate.is_file():
-            return candidate
+    elif path.name.startswith("hifigan_gen_checkpoint_"):
+        candidate = path.with_name("hifigan_discrim_checkpoint_" + path.name[len("hifigan_gen_checkpoint_"):])
+    if candidate is not None and candidate.is_file():
+        return candidate
     return None
+
+
+def _nvidia_epoch(train_state: Any) -> int:
+    """The epoch an NVIDIA checkpoint was saved at (`train_state["epoch"]`), 0 when it has none."""
+    value = train_state.get("epoch", 0) if isinstance(train_state, dict) else 0
+    return int(value) if isinstance(value, (int, float)) and value >= 0 else 0
 
 
 def _epoch_of(data: dict[str, Any]) -> int:
@@ -82,7 +113,9 @@ def _epoch_of(data: dict[str, Any]) -> int:
     schedulers = data.get("lr_schedulers")
     if schedulers:  # ours: the scheduler's own count
         return int(schedulers[0].get("last_epoch", 0))
-    value = data.get("epoch", 0)  # the authors' do_ file: the epoch it was saved in
+    value = data.get("epoch", 0)  # the authors' do_ file (and NVIDIA's discriminator file): its epoch
+    if not isinstance(value, (int, float)) and isinstance(data.get("train_state"), dict):
+        value = data["train_state"].get("epoch", 0)
     return int(value) if isinstance(value, (int, float)) and value >= 0 else 0
 
 
@@ -112,9 +145,16 @@ def load_source(source: Union[str, Path], discriminators: Union[str, Path, None]
             if not fresh_discriminators and discriminators is None:
                 found.mpd, found.msd = pick("mpd."), pick("msd.")
         else:
-            generator, config = load_generator(path, fold_weight_norm=False, return_config=True)
+            generator, config, imported = load_generator(path, fold_weight_norm=False, return_import=True)
             found = FinetuneSource(config, _with_weight_norm(generator).state_dict(), str(path),
                                    has_training_section=is_our_format(data))
+            if imported.format == "nvidia":
+                # NVIDIA's schedule position and recipe, and their discriminators (AvgPool1d padding 1)
+                found.epoch = _nvidia_epoch(imported.extra.get("train_state"))
+                found.recipe = NVIDIA_RECIPE
+                found.config = HiFiGANConfig.from_dict(
+                    {**config.to_dict(), "discriminator": load_recipe(NVIDIA_RECIPE).to_dict()["discriminator"]},
+                    source=f"{path} with NVIDIA's discriminators")
             if discriminators is None and not fresh_discriminators:
                 discriminators = _discriminators_beside(path)
     if discriminators is not None and not fresh_discriminators:
@@ -133,14 +173,16 @@ def finetune_config(source: FinetuneSource, config: Any = None,
     """The run's config: the recipe's training settings on the source's model.
 
     Without `config`, our checkpoints keep their own training section and other
-    sources take the recipe named like their preset (else `v1`, the authors').
-    A recipe whose model differs from the source's is an error.
+    sources take their toolkit's recipe (NVIDIA's: `v1-nvidia`) or the one named
+    like their preset (else `v1`, the authors'). A recipe whose model differs from
+    the source's is an error. With NVIDIA's recipe the run is NVIDIA's fine-tuning
+    length, `NVIDIA_FINETUNE_EPOCHS`, unless `training.max_epochs` is overridden.
     """
     if config is None:
         if source.has_training_section:
             base = source.config
         else:
-            name = source.config.name if source.config.name in list_recipes() else "v1"
+            name = source.recipe or (source.config.name if source.config.name in list_recipes() else "v1")
             base = load_recipe(name)
             data = base.to_dict()
             for section in ("audio", "generator", "discriminator"):
@@ -149,6 +191,8 @@ def finetune_config(source: FinetuneSource, config: Any = None,
     else:
         base = load_recipe(config)
     resolved = apply_overrides(base, overrides or {})
+    if resolved.name in NVIDIA_RECIPES and "training.max_epochs" not in (overrides or {}):
+        resolved.training.max_epochs = NVIDIA_FINETUNE_EPOCHS  # fine_tune.sh: 6500 + 3500 epochs
     differences = model_differences(source.config, resolved, discriminators=source.has_discriminators)
     if differences:
         raise ConfigError(
@@ -186,8 +230,10 @@ def finetune(
         initial_lr = finetune_initial_lr(resolved, found.epoch)
         disc = "loaded" if found.has_discriminators else "fresh"
         if _is_rank_zero():
+            epochs = resolved.training.max_epochs
             print(f"hifigan finetune: from {found.label}: discriminators {disc}, schedule epoch {found.epoch}, "
-                  f"learning rate {initial_lr:.3g}", flush=True)
+                  f"learning rate {initial_lr:.3g}, {epochs if epochs is not None else 'unlimited'} epochs",
+                  flush=True)
         return InitialWeights(found.generator, found.mpd, found.msd, initial_lr=initial_lr, source=found.label)
 
     return train(base, data, out, options, datamodule=datamodule, init_factory=init_factory)

@@ -15,6 +15,22 @@ order) and steps. Under DDP the gradients are all-reduced once per step.
 A step whose loss is NaN/inf on any process is skipped on every process
 (the ranks agree, or DDP would hang) and counted; too many in a row stop the
 run with `NonFiniteLossError`, leaving the last good checkpoint untouched.
+
+The discriminators are the registry of `hifigan.models` (`DISCRIMINATORS`:
+`mpd`, `msd`), each an attribute named as its entry. The authors' order is
+kept to the bit: forward passes in registry order (mpd, then msd), the
+discriminator optimiser over chain(msd, mpd) and the loss terms summed msd
+first (`summation_order`), so that from the same weights and batch a step
+gives the authors' losses and updated weights exactly
+(tests/test_authors_steps.py).
+
+fp16 (`16-mixed`): one dynamic loss scaler per optimiser, as NVIDIA
+(`precision.LossScalers`), both saved in checkpoints and restored on resume.
+
+Validation: our error is the L1 between the loss mels of whole utterances
+(`val/mel_l1`, unscaled, as the authors report it). Runs of NVIDIA's recipe
+also get NVIDIA's metric beside it: 5 random `segment_size` crops of every
+utterance, the mel L1 x 45 (`val/nvidia_crops_mel_l1_x45`).
 """
 from __future__ import annotations
 
@@ -24,6 +40,7 @@ import json
 import math
 import random
 import time
+import zlib
 from typing import Any, Optional
 
 import lightning.pytorch as pl
@@ -36,32 +53,37 @@ from ..checkpoints.io import FORMAT_NAME, FORMAT_VERSION
 from ..config import HiFiGANConfig
 from ..errors import HiFiGANError
 from ..losses import (
-    FEATURE_WEIGHT,
     MEL_WEIGHT,
     discriminator_loss,
     feature_matching_loss,
     generator_adversarial_loss,
+    generator_objective,
     mel_loss,
+    ordered_sum,
 )
-from ..models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
+from ..models import DISCRIMINATORS, Generator, MultiScaleDiscriminator, summation_order
+from ..models import build_discriminators as build_registered
 from .ema import ema_update, frozen_copy
-from .precision import keep_grouped_convs_fp32
+from .precision import LossScalers, keep_grouped_convs_fp32
 
 # AdamW's default weight decay, which the authors' torch.optim.AdamW(...) call uses.
 WEIGHT_DECAY = 0.01
 STATE_KEY = "hifigan_state"
+# recipes whose runs also report NVIDIA's validation metric
+NVIDIA_RECIPES = ("v1-nvidia",)
+NVIDIA_VAL_REPEATS = 5  # NVIDIA's train.py: val_kwargs=dict(repeat=5, split=True)
+NVIDIA_VAL_METRIC = "nvidia_crops_mel_l1_x45"
 
 
 class NonFiniteLossError(HiFiGANError):
     """The loss stayed NaN/inf for too many steps in a row."""
 
 
-def build_discriminators(config: HiFiGANConfig) -> tuple[MultiPeriodDiscriminator, MultiScaleDiscriminator]:
-    """The two discriminators a config describes (the paper's unless the test-only divisor is set)."""
-    divisor = config.training.discriminator_channel_divisor
-    mpd = MultiPeriodDiscriminator(config.discriminator.periods, channel_divisor=divisor)
-    msd = MultiScaleDiscriminator(config.discriminator.num_scales, channel_divisor=divisor)
-    return mpd, msd
+def build_discriminators(config: HiFiGANConfig) -> tuple[torch.nn.Module, ...]:
+    """The registered discriminators a config describes, in registry order (mpd, msd): the paper's
+    unless the test-only divisor is set."""
+    built = build_registered(config.discriminator, config.training.discriminator_channel_divisor)
+    return tuple(built.values())
 
 
 class HiFiGANModule(pl.LightningModule):
@@ -72,17 +94,29 @@ class HiFiGANModule(pl.LightningModule):
     `generator_ema.*`) from the `state_dict` of a training checkpoint.
     """
 
-    def __init__(self, config: HiFiGANConfig, initial_lr: Optional[float] = None) -> None:
+    def __init__(self, config: HiFiGANConfig, initial_lr: Optional[float] = None,
+                 nvidia_validation: Optional[bool] = None) -> None:
         super().__init__()
         self.config = config.validate()
         self.automatic_optimization = False
         training = config.training
         self.generator = Generator(config.generator, n_mels=config.audio.n_mels)
-        self.mpd, self.msd = build_discriminators(config)
+        # mpd, msd, ... as attributes named as in the registry (the checkpoint keys mpd.*, msd.*)
+        self.discriminator_names = list(DISCRIMINATORS)
+        built = build_registered(config.discriminator, training.discriminator_channel_divisor)
+        for name, discriminator in built.items():
+            setattr(self, name, discriminator)
         if training.fp32_grouped_convs and training.precision != "32":
-            keep_grouped_convs_fp32(self.msd)
+            for discriminator in built.values():
+                if isinstance(discriminator, MultiScaleDiscriminator):
+                    keep_grouped_convs_fp32(discriminator)
         self.generator_ema = frozen_copy(self.generator) if training.ema_decay > 0 else None
         self.loss_mel = MelSpectrogram.from_config(config.audio, for_loss=True)
+        # NVIDIA's validation metric beside ours (runs of NVIDIA's recipe, unless told)
+        self.nvidia_validation = (config.name in NVIDIA_RECIPES) if nvidia_validation is None else nvidia_validation
+        self.input_mel = MelSpectrogram.from_config(config.audio) if self.nvidia_validation else None
+        self.loss_scalers: Optional[LossScalers] = None  # fp16: one per optimiser (on_fit_start)
+        self._loaded_scalers: Optional[dict[str, Any]] = None
         # the learning rate at step 0 (fine-tuning continues a schedule, see finetune.py)
         self.initial_lr = float(initial_lr if initial_lr is not None else training.learning_rate)
         # counters saved in checkpoints
@@ -102,6 +136,7 @@ class HiFiGANModule(pl.LightningModule):
         self._last_losses: dict[str, torch.Tensor] = {}
         self._log_clock: Optional[tuple[float, int]] = None
         self._val_errors: dict[str, float] = {}
+        self._val_crop_errors: dict[str, list[float]] = {}
         self._val_metric_rows: dict[str, dict[str, float]] = {}
         self._gt_logged: set[str] = set()
         self.validation_history: list[dict[str, Any]] = []
@@ -115,7 +150,7 @@ class HiFiGANModule(pl.LightningModule):
         opt_g = torch.optim.AdamW(self.generator.parameters(), self.initial_lr, betas=betas,
                                   weight_decay=WEIGHT_DECAY)
         # the authors' order: itertools.chain(msd.parameters(), mpd.parameters())
-        opt_d = torch.optim.AdamW(itertools.chain(self.msd.parameters(), self.mpd.parameters()),
+        opt_d = torch.optim.AdamW(itertools.chain(*(d.parameters() for d in self._discriminators_summed())),
                                   self.initial_lr, betas=betas, weight_decay=WEIGHT_DECAY)
         sched_g = torch.optim.lr_scheduler.ExponentialLR(opt_g, gamma=t.lr_decay)
         sched_d = torch.optim.lr_scheduler.ExponentialLR(opt_d, gamma=t.lr_decay)
@@ -126,22 +161,36 @@ class HiFiGANModule(pl.LightningModule):
         """The weights used for validation and export: the EMA when it is on."""
         return self.generator_ema if self.generator_ema is not None else self.generator
 
+    # ---- discriminators ----------------------------------------------------------------
+    def discriminator_items(self) -> list[tuple[str, torch.nn.Module]]:
+        """(name, module) of every discriminator, in registry order (the order of the forward passes)."""
+        return [(name, getattr(self, name)) for name in self.discriminator_names]
+
+    def _discriminators_summed(self) -> list[torch.nn.Module]:
+        return [getattr(self, name) for name in summation_order(self.discriminator_names)]
+
     # ---- losses --------------------------------------------------------------------
     def discriminator_losses(self, y: torch.Tensor, y_hat: torch.Tensor) -> dict[str, torch.Tensor]:
-        real, fake, _, _ = self.mpd(y, y_hat)
-        loss_mpd, _, _ = discriminator_loss(real, fake)
-        real, fake, _, _ = self.msd(y, y_hat)
-        loss_msd, _, _ = discriminator_loss(real, fake)
-        return {"d_total": loss_mpd + loss_msd, "d_mpd": loss_mpd, "d_msd": loss_msd}
+        losses = {}
+        for name, discriminator in self.discriminator_items():
+            real, fake, _, _ = discriminator(y, y_hat)
+            losses[f"d_{name}"] = discriminator_loss(real, fake)[0]
+        # the authors' loss_disc_s + loss_disc_f
+        total = ordered_sum(losses[f"d_{name}"] for name in summation_order(self.discriminator_names))
+        return {"d_total": total, **losses}
 
     def generator_losses(self, y: torch.Tensor, y_hat: torch.Tensor, y_mel: torch.Tensor) -> dict[str, torch.Tensor]:
         mel_l1 = mel_loss(y_mel, self.loss_mel(y_hat))
-        _, fake_p, fmap_rp, fmap_gp = self.mpd(y, y_hat)
-        _, fake_s, fmap_rs, fmap_gs = self.msd(y, y_hat)
-        adv = generator_adversarial_loss(fake_p)[0] + generator_adversarial_loss(fake_s)[0]
-        fm = feature_matching_loss(fmap_rp, fmap_gp) + feature_matching_loss(fmap_rs, fmap_gs)
-        total = adv + FEATURE_WEIGHT * fm + MEL_WEIGHT * mel_l1
-        return {"g_total": total, "g_adv": adv, "g_fm": fm, "mel_l1": mel_l1}
+        adv, fm = {}, {}
+        for name, discriminator in self.discriminator_items():
+            _, fake, fmap_r, fmap_g = discriminator(y, y_hat)
+            adv[name] = generator_adversarial_loss(fake)[0]
+            fm[name] = feature_matching_loss(fmap_r, fmap_g)
+        order = summation_order(self.discriminator_names)
+        # the authors' loss_gen_s + loss_gen_f + loss_fm_s + loss_fm_f + loss_mel, term by term
+        total = generator_objective([adv[n] for n in order], [fm[n] for n in order], mel_l1)
+        return {"g_total": total, "g_adv": ordered_sum(adv[n] for n in order),
+                "g_fm": ordered_sum(fm[n] for n in order), "mel_l1": mel_l1}
 
     # ---- the training step -----------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -167,6 +216,7 @@ class HiFiGANModule(pl.LightningModule):
 
         # discriminator, on the detached output
         d_losses = self.discriminator_losses(y, y_hat.detach())
+        self._use_scaler("discriminator")
         if self._all_finite(d_losses["d_total"]):
             with self._sync_gradients(last):
                 self.manual_backward(d_losses["d_total"] / k)
@@ -181,6 +231,7 @@ class HiFiGANModule(pl.LightningModule):
 
         # generator, against the updated discriminators
         self._set_discriminators_trainable(False)
+        self._use_scaler("generator")
         opt_g.zero_grad(set_to_none=True)
         g_bad = False
         try:
@@ -204,9 +255,14 @@ class HiFiGANModule(pl.LightningModule):
         self._group = []
         self._finish_step(skipped=self._d_bad or g_bad, losses={**d_losses, **g_losses})
 
+    def _use_scaler(self, side: str) -> None:
+        """fp16: the next backward and optimizer step use `side`'s own loss scaler."""
+        if self.loss_scalers is not None:
+            self.loss_scalers.use(side)
+
     def _scaled_step(self, optimizer) -> None:
-        """optimizer.step() through Lightning's precision plugin; with fp16 its one loss scaler
-        serves both optimisers, and an update it skips (inf/NaN gradients) lowers the scale."""
+        """optimizer.step() through Lightning's precision plugin; with fp16 the plugin's scaler is the
+        stepping optimiser's own (`_use_scaler`), and an update it skips (inf/NaN gradients) lowers its scale."""
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
         before = scaler.get_scale() if scaler is not None and scaler.is_enabled() else None
         optimizer.step()
@@ -265,7 +321,22 @@ class HiFiGANModule(pl.LightningModule):
         self._group = []
         self.epoch_batches = 0
 
+    def on_fit_start(self) -> None:
+        # fp16: a second loss scaler, so each optimiser has its own (before Lightning restores the
+        # plugin's state from a checkpoint into the generator's)
+        if self.loss_scalers is None:
+            self.loss_scalers = LossScalers.attach(self.trainer.precision_plugin)
+        if self.loss_scalers is not None:
+            self.loss_scalers.use("generator")
+
     def on_train_start(self) -> None:
+        if self.loss_scalers is not None:
+            if self._loaded_scalers:
+                self.loss_scalers.load_state_dict(self._loaded_scalers)
+            else:  # a fresh run, or a checkpoint from before there were two: both from the plugin's state
+                self.loss_scalers.share_generator_state()
+            self._loaded_scalers = None
+            self.loss_scalers.use("generator")
         # resumed from a checkpoint saved after the last batch of an epoch, before its end: close
         # that epoch now if Lightning does not (closing is idempotent per epoch)
         if self._close_epoch_on_start is not None:
@@ -315,12 +386,14 @@ class HiFiGANModule(pl.LightningModule):
 
     def _set_discriminators_trainable(self, trainable: bool) -> None:
         # the generator step needs no discriminator weight gradients (as NVIDIA's freeze())
-        for parameter in itertools.chain(self.mpd.parameters(), self.msd.parameters()):
-            parameter.requires_grad_(trainable)
+        for _, discriminator in self.discriminator_items():
+            for parameter in discriminator.parameters():
+                parameter.requires_grad_(trainable)
 
     # ---- validation --------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
         self._val_errors = {}
+        self._val_crop_errors = {}
         self._val_metric_rows = {}
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -336,6 +409,9 @@ class HiFiGANModule(pl.LightningModule):
             self._val_errors[str(names[i])] = error
         if self.trainer.sanity_checking:
             return
+        if self.nvidia_validation:
+            for i in range(y.shape[0]):
+                self._val_crop_errors[str(names[i])] = self.nvidia_crop_errors(generator, y[i], str(names[i]))
         if self._metrics_due():
             self._collect_metrics(names, y, y_hat)
         if self.global_rank == 0 and batch_idx < self.config.training.val_audio_samples:
@@ -348,6 +424,9 @@ class HiFiGANModule(pl.LightningModule):
         value = float(np.mean(list(errors.values())))
         row: dict[str, Any] = {"step": self.step_count, "epoch": self.current_epoch,
                                "mel_l1": value, "utterances": len(errors), "time": time.time()}
+        crops = self._gather(self._val_crop_errors) if self.nvidia_validation else {}
+        if crops:
+            row[NVIDIA_VAL_METRIC] = float(np.mean([e for name in sorted(crops) for e in crops[name]]))
         metric_rows = self._gather(self._val_metric_rows)
         if metric_rows:
             for key in sorted({k for r in metric_rows.values() for k in r}):
@@ -362,8 +441,38 @@ class HiFiGANModule(pl.LightningModule):
         self.log("val_mel", value, prog_bar=True, logger=False, sync_dist=True)
         if self.logger is not None:
             scalars = {"val/mel_l1": value}
+            if NVIDIA_VAL_METRIC in row:
+                scalars[f"val/{NVIDIA_VAL_METRIC}"] = row[NVIDIA_VAL_METRIC]
             scalars.update({f"val/{k}": v for k, v in row.items() if k in ("pesq", "stoi")})
             self.logger.log_metrics(scalars, step=self.step_count)
+
+    @torch.no_grad()
+    def nvidia_crop_errors(self, generator: Generator, audio: torch.Tensor, name: str) -> list[float]:
+        """NVIDIA's validation error of one utterance: `NVIDIA_VAL_REPEATS` random crops of
+        `segment_size` samples (zero-padded when shorter), the generator run on each crop's own mel,
+        and the mel L1 of each crop x 45 (their `F.l1_loss(y_mel, y_g_hat_mel) * 45`).
+
+        As their MelDataset(repeat=5, split=True, deterministic=True), a crop starts at
+        `default_rng(seed).integers(0, T - segment)`; their seed is the item's index in the 5x
+        repeated list, ours (repeat, CRC-32 of the utterance name), so crops do not depend on the
+        order of the list or the number of processes. They average per batch (16 crops); a mean
+        over all crops is the same when every batch is full.
+        """
+        assert self.input_mel is not None
+        segment = self.config.training.segment_size
+        audio = audio.reshape(-1).float()
+        crops = []
+        for repeat in range(NVIDIA_VAL_REPEATS):
+            if audio.shape[0] > segment:
+                rng = np.random.default_rng([repeat, zlib.crc32(name.encode())])
+                start = int(rng.integers(0, audio.shape[0] - segment))
+                crops.append(audio[start:start + segment])
+            else:
+                crops.append(F.pad(audio, (0, segment - audio.shape[0])))
+        batch = torch.stack(crops)
+        y_hat = generator(self.input_mel(batch)).float()
+        target, output = self.loss_mel(batch), self.loss_mel(y_hat)
+        return [MEL_WEIGHT * F.l1_loss(target[i], output[i]).item() for i in range(batch.shape[0])]
 
     def _gather(self, local: dict[str, Any]) -> dict[str, Any]:
         """Merge per-process results by utterance name (the DDP sampler's padding repeats some)."""
@@ -426,6 +535,8 @@ class HiFiGANModule(pl.LightningModule):
             "epoch_total": int(total) if math.isfinite(total := self.trainer.num_training_batches) else -1,
             "closed_epoch": self.closed_epoch,
         }
+        if self.loss_scalers is not None:
+            checkpoint[STATE_KEY]["loss_scalers"] = self.loss_scalers.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get(STATE_KEY, {})
@@ -440,6 +551,7 @@ class HiFiGANModule(pl.LightningModule):
         total = int(state.get("epoch_total", -1))
         self.epoch_batches = int(state.get("epoch_batches", 0))
         self.closed_epoch = int(state.get("closed_epoch", self.step_epoch - 1))
+        self._loaded_scalers = state.get("loss_scalers")  # applied in on_train_start
         finished = total > 0 and self.epoch_batches >= total
         self._close_epoch_on_start = self.step_epoch if finished else None
         if finished:  # Lightning may call on_train_epoch_end once more before the next epoch: not complete
