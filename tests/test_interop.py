@@ -288,3 +288,15 @@ def test_files_no_importer_knows_are_named_for_what_they_are(tmp_path):
         import_generator(fastpitch)
     with pytest.raises(CheckpointError, match="HDF5"):
         import_generator(INTEROP / "parallel_wavegan" / "ljspeech_22k" / "stats.h5")
+
+
+@pytest.mark.parametrize("case", ["nemo", "parallel-wavegan-24k", "speechbrain-folder"])
+def test_finetune_starts_from_a_toolkit_checkpoint(case):
+    from hifigan.training.finetune import finetune_config, load_source
+
+    found = load_source(INTEROP / CASES[case][0])
+    assert not found.has_discriminators
+    config = finetune_config(found, overrides={"training.discriminator_channel_divisor": 16})
+    # the toolkit's front end and architecture are what the fine-tuned model keeps
+    _, original = load_generator(INTEROP / CASES[case][0], return_config=True)
+    assert config.audio == original.audio and config.generator == original.generator

@@ -42,6 +42,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from ..checkpoints import load_discriminators, load_generator, read_checkpoint
 from ..checkpoints.io import config_of, is_our_format
+from ..checkpoints.source import CheckpointSource
 from ..config import HiFiGANConfig
 from ..errors import CheckpointError, ConfigError
 from ..models import Generator
@@ -135,7 +136,9 @@ def load_source(source: Union[str, Path], discriminators: Union[str, Path, None]
             f"--from {text}: no such file, and not a registered model ({', '.join(pretrained.MODELS)})"
         )
     else:
-        data = read_checkpoint(path)
+        # our training checkpoints carry the whole run; anything else is read by the format importers
+        checkpoint = CheckpointSource(path)
+        data = checkpoint.data if checkpoint.kind in ("torch-zip", "pickle") else {}
         if is_our_format(data) and data.get("kind") == "training":
             config = config_of(data, path)
             states = data["state_dict"]
@@ -147,7 +150,7 @@ def load_source(source: Union[str, Path], discriminators: Union[str, Path, None]
         else:
             generator, config, imported = load_generator(path, fold_weight_norm=False, return_import=True)
             found = FinetuneSource(config, _with_weight_norm(generator).state_dict(), str(path),
-                                   has_training_section=is_our_format(data))
+                                   has_training_section=imported.format == "hifigan")
             if imported.format == "nvidia":
                 # NVIDIA's schedule position and recipe, and their discriminators (AvgPool1d padding 1)
                 found.epoch = _nvidia_epoch(imported.extra.get("train_state"))
@@ -187,6 +190,9 @@ def finetune_config(source: FinetuneSource, config: Any = None,
             data = base.to_dict()
             for section in ("audio", "generator", "discriminator"):
                 data[section] = source.config.to_dict()[section]
+            hop = source.config.audio.hop_length
+            if data["training"]["segment_size"] % hop:  # e.g. a 24 kHz model (hop 300): its own crop size
+                data["training"]["segment_size"] = source.config.training.segment_size
             base = HiFiGANConfig.from_dict(data, source=f"recipe {name} on {source.label}")
     else:
         base = load_recipe(config)
