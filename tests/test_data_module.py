@@ -84,10 +84,22 @@ def test_too_many_failures_stop_training_with_a_clear_error(tmp_path, tiny_confi
                            min_attempts=10)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFileWarning)
-        with pytest.raises(DataError, match=r"could not be loaded .*more than max_failure_fraction 5%.*nan\d.wav: .*NaN"):
+        with pytest.raises(DataError, match=r"could not be loaded: \d+ of \d+ loaded in training .*more than "
+                                            r"max_failure_fraction 5%; --max-bad-fraction raises it.*nan\d.wav: .*NaN"):
             for _ in range(3):
                 for _batch in dm.train_dataloader():
                     pass
+
+
+def test_files_left_out_by_the_header_scan_are_not_counted_again_in_training(tmp_path, tiny_config):
+    """3 unusable files in 63 (4.8%) pass the check at setup; the loads must not count them again."""
+    bad = make_bad_files(tmp_path / "bad")
+    files = good_files(tmp_path, 60, seconds=0.2) + [bad[k] for k in ("empty", "truncated", "text")]
+    dm = HiFiGANDataModule(tiny_config, DataSplits(train=files, val=[]), batch_size=4, num_workers=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedFileWarning)
+        names = [name for batch in dm.train_dataloader() for name in batch["name"]]
+    assert len(names) == 60
 
 
 def test_unusable_corpus_fails_before_training(tmp_path, tiny_config):
@@ -102,7 +114,7 @@ def test_unusable_corpus_fails_before_training(tmp_path, tiny_config):
     dm = HiFiGANDataModule(tiny_config, DataSplits(train=files, val=[]), num_workers=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFileWarning)
-        with pytest.raises(DataError, match=r"2 of 12 training files tried could not be loaded"):
+        with pytest.raises(DataError, match=r"training files could not be loaded: 2 of 12 by the header scan"):
             dm.setup()
     dm = HiFiGANDataModule(tiny_config, DataSplits(train=good_files(tmp_path, 3), val=[]), batch_size=4,
                            num_workers=0)

@@ -86,6 +86,8 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path, allison
 
     resumed = run(hifigan("train", *common, "--max-steps", str(step + 2)))
     assert f"from {last}" in resumed.stdout
+    assert not list(out.rglob(".*.tmp"))  # a save the kill cut short left nothing behind
+    assert not list(out.glob("previous-*"))  # an ordinary resume sets nothing aside
     final = torch.load(out / "checkpoints" / f"step-{step + 2:08d}.ckpt", weights_only=True)
     assert final["hifigan_state"]["step"] == step + 2
     for before, after in zip(killed_at["optimizer_states"], final["optimizer_states"]):

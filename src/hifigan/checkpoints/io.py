@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..config import HiFiGANConfig
-from ..errors import CheckpointError
+from ..errors import CheckpointError, HiFiGANError
 
 FORMAT_NAME = "hifigan"
 FORMAT_VERSION = 1
@@ -25,13 +25,17 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """Write to a temporary file in the same folder, fsync, then rename over `path`.
 
     A crash or kill at any moment leaves either the previous file or the new
-    one, never a half-written file.
+    one, never a half-written file. The file gets the mode `open()` would give
+    it (0o666 less the umask), not mkstemp's 0o600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            umask = os.umask(0o077)  # read it; meanwhile a file made by another thread is private
+            os.umask(umask)
+            os.fchmod(handle.fileno(), 0o666 & ~umask)
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -103,4 +107,13 @@ def config_of(data: dict[str, Any], path: str | Path) -> HiFiGANConfig:
     """The config embedded in one of our checkpoints."""
     if "config" not in data:
         raise CheckpointError(f"checkpoint {path} has no embedded config")
-    return HiFiGANConfig.from_dict(data["config"], source=f"config in {path}")
+    if not isinstance(data["config"], dict):
+        raise CheckpointError(f"checkpoint {path}: its embedded config is a {type(data['config']).__name__}, "
+                              "expected a mapping of config sections (the file is damaged or not ours)")
+    try:
+        return HiFiGANConfig.from_dict(data["config"], source=f"config in {path}")
+    except HiFiGANError:
+        raise
+    except (TypeError, ValueError) as exc:  # a value of the wrong type deep in a section
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path}: its embedded config is not valid ({text})") from None

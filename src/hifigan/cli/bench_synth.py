@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="preset (v1, v2, v3) or config file (default: v1; with --checkpoint: its own)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--checkpoint", "-c", help="generator checkpoint (default: random weights)")
-    source.add_argument("--model", "-m", help="pretrained model name, e.g. universal-v1")
+    source.add_argument("--model", "-m", help="pretrained model name, e.g. universal-v1, or a Hub repo owner/name")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--batch-size", type=int, default=1, help="mels per call (default 1)")
     parser.add_argument("--seconds", type=float, default=10.0, help="audio seconds per mel (default 10)")

@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", help="generator checkpoint: ours or the authors' g_ file")
-    model.add_argument("--model", help="a published model by name (see `hifigan models`), e.g. universal-v1")
+    model.add_argument("--model", help="a published model by name (see `hifigan models`), e.g. universal-v1, "
+                       "or a Hugging Face Hub repo owner/name[@revision]")
     parser.add_argument("audio", nargs="+", metavar="AUDIO",
                         help="audio files, folders (searched recursively) or .txt lists of paths relative to the list")
     parser.add_argument("--out", default="evaluation", help="output folder (default: ./evaluation)")

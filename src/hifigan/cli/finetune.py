@@ -10,6 +10,8 @@ examples:
   hifigan finetune --from universal-v1 --data corpus/ --out runs/ft --precision bf16-mixed
   hifigan finetune --from runs/v1/checkpoints/step-00100000.ckpt --data corpus/ --mels tts_mels/ --out runs/ft
   hifigan finetune --from cp_hifigan/g_02500000 --data corpus/ --out runs/ft   (uses do_02500000 beside it)
+  hifigan finetune --from hifigan_gen_checkpoint_6500.pt --data LJSpeech-1.1/ --mels mels/ --out runs/ft
+      (NVIDIA's: recipe v1-nvidia, schedule from its train_state epoch, 3500 epochs)
 Without --mels, mels are computed from the audio (copy-synthesis fine-tuning).
 Re-running the same command on the same --out resumes that run.
 """
@@ -27,15 +29,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--from", dest="source", required=True,
                         help="a registered model name (universal-v1, lj-v1), our checkpoint or export, "
-                             "or the authors' g_ file")
+                             "the authors' g_ file, NVIDIA's hifigan_gen_checkpoint_<epoch>.pt, or a "
+                             "Hugging Face Hub repo owner/name[@revision]")
     parser.add_argument("--data", required=True, help="data folder with the real audio")
     parser.add_argument("--mels", default=None,
                         help="folder of generated mels named after the audio (<stem>.npy / .pt, [n_mels, frames])")
     parser.add_argument("--config", default=None,
-                        help="recipe for the training settings (default: the checkpoint's own, else the "
-                             "authors' recipe of its version); its model must fit the checkpoint")
+                        help="recipe for the training settings (default: the checkpoint's own, v1-nvidia for "
+                             "an NVIDIA checkpoint, else the authors' recipe of its version); its model must fit "
+                             "the checkpoint")
     disc = parser.add_mutually_exclusive_group()
-    disc.add_argument("--discriminators", default=None, help="the authors' do_ file to start the discriminators from")
+    disc.add_argument("--discriminators", default=None,
+                      help="the authors' do_ file (or NVIDIA's hifigan_discrim_checkpoint_<epoch>.pt) to start "
+                           "the discriminators from")
     disc.add_argument("--fresh-discriminators", action="store_true",
                       help="start the discriminators from scratch even when the source has some")
     add_run_arguments(parser)
@@ -43,11 +49,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="hifigan-hub-") as tmp:
+        return _run(args, _hub_source(args.source, tmp))
+
+
+def _hub_source(source: str, folder: str) -> str:
+    """`source`, or for a Hub repo (not a local path) our generator export of it written to `folder`."""
+    from pathlib import Path
+
+    from hifigan import hub
+    from hifigan.errors import CheckpointError
+    from hifigan.pretrained import MODELS
+
+    if Path(source).exists() or source in MODELS or not hub.is_repo_id(source):
+        return source
+    try:
+        return str(hub.export_for_training(source, folder))
+    except CheckpointError as exc:
+        raise CheckpointError(f"--from {source}: no such file or folder, and as a Hub repo: {exc}") from None
+
+
+def _run(args: argparse.Namespace, source: str) -> int:
     from hifigan.training import is_global_zero
     from hifigan.training.finetune import finetune
 
     result = finetune(
-        args.source,
+        source,
         args.data,
         args.out,
         run_options_from(args, mel_dir=args.mels),

@@ -56,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hifigan.audio.io import printable_path
     from hifigan.config import resolve_config
     from hifigan.data.prepare import prepare_corpus
     from hifigan.errors import DataError
@@ -67,8 +68,12 @@ def run(args: argparse.Namespace) -> int:
     if args.download is not None:
         if args.data.lower() != "ljspeech":
             raise DataError("--download only fetches LJ Speech: use `hifigan prepare ljspeech --download DIR`")
+        from hifigan.data.lists import normalise_path
         from hifigan.data.ljspeech import download_ljspeech
+        from hifigan.data.prepare import check_out_folder
 
+        if out is not None:
+            check_out_folder(normalise_path(out))  # before a 2.6 GB download, not after
         data = download_ljspeech(args.download, progress=progress)
         print(f"LJ Speech is in {data}")
         out = out or data
@@ -91,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
     if result.splits is not None:
         print(f"Split: {result.splits.describe()}")
         if result.resampled:
-            print(f"Resampled {result.resampled} files to {resample_to} Hz under {out / 'wavs'}")
-        print(f"Wrote {result.train_list} and {result.val_list}")
+            print(f"Resampled {result.resampled} files to {resample_to} Hz under "
+                  f"{printable_path(Path(out) / 'wavs')}")
+        print(f"Wrote {printable_path(result.train_list)} and {printable_path(result.val_list)}")
         if report.unusable:
-            print(f"Wrote the unusable files and reasons to {Path(out) / 'unusable.txt'}")
+            print(f"Wrote the unusable files and reasons to {printable_path(Path(out) / 'unusable.txt')}")
     return 1 if args.strict and report.unusable else 0

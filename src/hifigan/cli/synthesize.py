@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--checkpoint", "-c", help="generator checkpoint: ours, the authors' g_ file, "
                         "NVIDIA's, or an exported .onnx")
     source.add_argument("--model", "-m", help="pretrained model name (see `hifigan models`; "
-                        "default universal-v1)")
+                        "default universal-v1) or a Hugging Face Hub repo owner/name[@revision]")
     parser.add_argument("--config", help="config (preset or file) for a checkpoint that has none")
     parser.add_argument("--out", "-o", required=True, help="output folder")
     parser.add_argument("--batch-size", type=int, default=8, help="mels per generator call (default 8)")
@@ -37,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="write 32-bit float wav instead of 16-bit PCM")
     parser.add_argument("--plot", action="store_true",
                         help="also write <name>.png: input mel and output mel side by side")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace output files that already exist (an input file is never written over)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -48,12 +50,20 @@ def run(args: argparse.Namespace) -> int:
     from hifigan.inference import Vocoder
     from hifigan.audio import MelFileWarning
     from hifigan.inference.inputs import MelRangeWarning, collect_inputs
-    from hifigan.inference.synthesis import bundled_samples, prepare_inputs, synthesize_files
+    from hifigan.inference.synthesis import bundled_samples, check_outputs, prepare_inputs, synthesize_files
+    from hifigan.inference.vocoder import check_denoise
 
-    if args.denoise < 0:
-        raise ConfigError(f"--denoise must be >= 0, got {args.denoise}")
+    check_denoise(args.denoise, "--denoise")
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    inputs = args.inputs
+    if not inputs:
+        samples = bundled_samples()
+        inputs = [samples]
+        print(f"no INPUT given: resynthesizing the sample clips bundled in {samples}", file=sys.stderr)
+    items = collect_inputs(inputs)
+    # before the model loads: an output that would replace an input or an existing file stops the run
+    check_outputs(items, args.out, plot=args.plot, overwrite=args.overwrite)
     options = dict(device=args.device, dtype=args.dtype, denoise=args.denoise, backend=args.backend)
     if args.backend == "onnx" and args.device is None:
         options["device"] = "cpu"
@@ -63,17 +73,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.config:
             raise ConfigError("--config goes with --checkpoint, not with a pretrained --model")
-        from hifigan.pretrained import get_model
+        from hifigan.pretrained import DEFAULT_MODEL
 
-        model = get_model(args.model).name
+        model = args.model or DEFAULT_MODEL
         vocoder = Vocoder.from_pretrained(model, **options)
 
-    inputs = args.inputs
-    if not inputs:
-        samples = bundled_samples()
-        inputs = [samples]
-        print(f"no INPUT given: resynthesizing the sample clips bundled in {samples}", file=sys.stderr)
-    items = collect_inputs(inputs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MelRangeWarning)
         warnings.simplefilter("always", MelFileWarning)
@@ -86,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     summary = synthesize_files(
         vocoder, items, args.out, batch_size=args.batch_size, subtype="FLOAT" if args.float_wav else "PCM_16",
-        plot=args.plot, progress=not args.quiet, prepared=prepared,
+        plot=args.plot, progress=not args.quiet, prepared=prepared, overwrite=args.overwrite,
     )
     rtf = summary.real_time_factor
     speed = f"{1 / rtf:.1f}x faster than real time" if rtf and rtf < 1 else f"{rtf:.2f}x slower than real time"

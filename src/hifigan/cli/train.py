@@ -10,6 +10,8 @@ examples:
   hifigan train --config v1-nvidia --data corpus/ --out runs/nv --devices 8
   hifigan train --config my-recipe.yaml --data corpus/ --out runs/x --precision bf16-mixed --set training.ema_decay=0.999
 Re-running the same command on the same --out resumes from its newest checkpoint.
+Files are never deleted to make room for another start: --restart and resuming an older
+checkpoint move the old files to OUT/previous-<time>/.
 """
 
 
@@ -64,8 +66,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                      help="any other setting, e.g. --set training.lr_decay=0.9998 (repeatable)")
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
-                           help="require resuming (from the newest checkpoint of --out, or from CHECKPOINT); "
-                                "without it an existing run resumes anyway")
+                           help="require resuming (from the newest checkpoint of --out, or from CHECKPOINT; "
+                                "newer checkpoints are then moved to OUT/previous-<time>/); without it an "
+                                "existing run resumes anyway")
+    run_group.add_argument("--restart", action="store_true",
+                           help="start over at step 0 even though --out holds a run (for one whose checkpoints "
+                                "are all unreadable); its files are moved to OUT/previous-<time>/, not deleted")
+    run_group.add_argument("--max-bad-fraction", type=float, default=None, metavar="FRACTION",
+                           help="stop when more than this fraction of the data files is unusable (default 0.05)")
     run_group.add_argument("--max-val-utterances", type=int, default=None,
                            help="validate on the first N utterances of the validation list only")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar (batch jobs)")
@@ -122,6 +130,8 @@ def run_options_from(args: argparse.Namespace, mel_dir: Any = None):
         num_nodes=args.num_nodes,
         accelerator=args.accelerator,
         resume=args.resume,
+        restart=args.restart,
+        max_failure_fraction=args.max_bad_fraction,
         val=args.val,
         mel_dir=mel_dir,
         max_val_utterances=args.max_val_utterances,

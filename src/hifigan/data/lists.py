@@ -8,11 +8,15 @@ Accepted layouts (see `load_splits`):
   audio paths (relative to the list's folder, or absolute), one a line;
 - a folder of audio files, searched recursively.
 
-A list line may carry `|`-separated fields after the audio; only the first is used.
+A list line may carry `|`-separated fields after the audio; only the first is used. That
+field is a file name, read and written as the name's own bytes (os.fsdecode / os.fsencode),
+so names that are not UTF-8 round-trip; the text fields may hold any bytes. An ID never
+reaches outside its audio folder.
 """
 from __future__ import annotations
 
 import os
+import secrets
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +25,7 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 
 from ..audio import AUDIO_SUFFIXES, find_audio_files
+from ..audio.io import printable_path
 from ..errors import DataError
 
 PathLike = Union[str, Path]
@@ -46,6 +51,10 @@ class MissingFilesWarning(UserWarning):
     """Some entries of a file list point at files that do not exist (they are left out)."""
 
 
+class ListLineWarning(UserWarning):
+    """Lines of a file list left out (an ID outside its audio folder), or whose text is not UTF-8."""
+
+
 @dataclass
 class DataSplits:
     """Training and validation audio files (absolute paths) and where they came from."""
@@ -66,22 +75,51 @@ def normalise_path(path: PathLike) -> Path:
 
 # ---- reading lists -----------------------------------------------------------------
 
-def _entries(list_path: Path) -> list[str]:
+@dataclass
+class ListEntry:
+    """The audio field of one list line (a path or an ID) and the line's number (from 1)."""
+
+    line: int
+    audio: str
+
+
+def _entries(list_path: Path) -> list[ListEntry]:
+    """Every line's audio field, decoded as a file name; lines whose text fields are not
+    UTF-8 are kept (the text is not used here) and counted in one ListLineWarning."""
+    shown = printable_path(list_path)
     try:
-        text = list_path.read_text(encoding="utf-8")
+        data = list_path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{list_path}: file list not found") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{list_path}: not a text file list (it is not UTF-8 text)") from None
+        raise DataError(f"{shown}: file list not found") from None
     except OSError as exc:
-        raise DataError(f"{list_path}: cannot read file list ({exc.strerror})") from None
+        raise DataError(f"{shown}: cannot read file list ({exc.strerror})") from None
+    if b"\x00" in data:
+        raise DataError(f"{shown}: not a text file list (it holds NUL bytes: binary, or UTF-16 text)")
     out = []
-    for line in text.splitlines():
-        line = line.strip().lstrip("\ufeff")
-        if not line or line.startswith("#"):
+    bad_text = 0
+    for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith(b"#"):
             continue
-        out.append(line.split("|", 1)[0].strip())
+        audio, _, text = line.partition(b"|")
+        bad_text += not _is_utf8(text)
+        out.append(ListEntry(number, os.fsdecode(audio.strip())))
+    if bad_text:
+        lines = "1 line has" if bad_text == 1 else f"{bad_text} lines have"
+        warnings.warn(
+            f"{shown}: {lines} text that is not UTF-8 (kept: only the audio column is used)",
+            ListLineWarning,
+            stacklevel=4,
+        )
     return out
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _is_path_entry(entry: str) -> bool:
@@ -97,6 +135,15 @@ def file_with_stem(folder: Path, stem: str, suffixes: Sequence[str]) -> Optional
     return None
 
 
+@dataclass
+class ListContents:
+    """What one file list names: existing files, missing files, and the lines refused."""
+
+    found: list[Path] = field(default_factory=list)
+    missing: list[Path] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # "<list>: line N: why"
+
+
 def read_file_list(
     list_path: PathLike,
     base: Optional[PathLike] = None,
@@ -106,67 +153,151 @@ def read_file_list(
 
     Path entries resolve against `base` (default: the list's folder); `ID|text`
     entries against `audio_dir` (default: `wavs/` beside the list, else the
-    list's folder), trying .wav, .flac and .ogg.
+    list's folder), trying .wav, .flac and .ogg. An ID that leads outside that
+    folder is left out with a ListLineWarning naming its line.
     """
+    contents = _read_list(list_path, base, audio_dir)
+    return contents.found, contents.missing
+
+
+def _read_list(
+    list_path: PathLike, base: Optional[PathLike] = None, audio_dir: Optional[PathLike] = None
+) -> ListContents:
     list_path = normalise_path(list_path)
     entries = _entries(list_path)
     if not entries:
-        raise DataError(f"{list_path}: the file list is empty")
+        raise DataError(f"{printable_path(list_path)}: the file list is empty")
     base_dir = normalise_path(base) if base is not None else list_path.parent
     if audio_dir is not None:
         id_dirs = [normalise_path(audio_dir)]
     else:
         id_dirs = [base_dir / "wavs", base_dir]
-    found: list[Path] = []
-    missing: list[Path] = []
+    contents = ListContents()
     for entry in entries:
-        if _is_path_entry(entry):
-            path = normalise_path(base_dir / entry)  # an absolute entry stays absolute
-            (found if path.is_file() else missing).append(path)
+        if _is_path_entry(entry.audio):
+            path = normalise_path(base_dir / entry.audio)  # an absolute entry stays absolute
+            (contents.found if path.is_file() else contents.missing).append(path)
+            continue
+        problem = _id_problem(entry.audio, id_dirs[0])
+        if problem:
+            contents.rejected.append(f"{printable_path(list_path)}: line {entry.line}: {problem}")
             continue
         hit = None
         for folder in id_dirs:
-            hit = file_with_stem(folder, entry, AUDIO_SUFFIXES)
+            hit = file_with_stem(folder, entry.audio, AUDIO_SUFFIXES)
             if hit is not None:
                 break
         if hit is None:
-            missing.append(normalise_path(id_dirs[0] / f"{entry}.wav"))
+            contents.missing.append(normalise_path(id_dirs[0] / f"{entry.audio}.wav"))
         else:
-            found.append(normalise_path(hit))
-    if not found:
-        where = base_dir if any(_is_path_entry(e) for e in entries) else id_dirs[0]
+            contents.found.append(normalise_path(hit))
+    _warn_rejected(list_path, contents.rejected)
+    if not contents.found:
+        where = base_dir if any(_is_path_entry(e.audio) for e in entries) else id_dirs[0]
+        first = printable_path(contents.missing[0]) if contents.missing else contents.rejected[0]
         raise DataError(
-            f"{list_path}: none of its {len(entries)} entries names an existing audio file "
-            f"(first: {missing[0]}); entries are resolved against {where}"
+            f"{printable_path(list_path)}: none of its {len(entries)} entries names an existing audio "
+            f"file (first: {first}); entries are resolved against {printable_path(where)}"
         )
-    return found, missing
+    return contents
+
+
+def _id_problem(entry: str, folder: Path) -> Optional[str]:
+    """Why the ID of an `ID|text` line cannot name a file in `folder` (None when it can)."""
+    if not entry:
+        return "no ID before the first '|'"
+    if not normalise_path(folder / entry).is_relative_to(folder):  # '..' or an absolute path
+        return f"ID '{printable_path(entry)}' leads outside the corpus folder {printable_path(folder)}"
+    return None
+
+
+def _warn_rejected(list_path: Path, rejected: Sequence[str]) -> None:
+    if rejected:
+        prefix = f"{printable_path(list_path)}: "
+        shown = "; ".join(r.removeprefix(prefix) for r in rejected[:3])
+        more = f"; and {len(rejected) - 3} more" if len(rejected) > 3 else ""
+        lines = "1 line" if len(rejected) == 1 else f"{len(rejected)} lines"
+        warnings.warn(f"{prefix}{lines} left out: {shown}{more}", ListLineWarning, stacklevel=4)
 
 
 def _warn_missing(list_path: Path, missing: Sequence[Path]) -> None:
     if missing:
-        shown = ", ".join(str(p) for p in missing[:3])
+        shown = ", ".join(printable_path(p) for p in missing[:3])
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         warnings.warn(
-            f"{list_path}: {len(missing)} listed files do not exist and are left out: {shown}{more}",
+            f"{printable_path(list_path)}: {len(missing)} listed files do not exist and are left out: "
+            f"{shown}{more}",
             MissingFilesWarning,
             stacklevel=3,
         )
 
 
 def write_file_list(list_path: PathLike, files: Iterable[PathLike]) -> Path:
-    """One path a line: relative to the list's folder when the file lies under it, else absolute."""
+    """One path a line: relative to the list's folder when the file lies under it, else absolute.
+
+    Written atomically; DataError for a file whose name no list line can hold (see `unlistable_reason`).
+    """
     list_path = normalise_path(list_path)
+    write_files_atomic({list_path: file_list_bytes(list_path, files)})
+    return list_path
+
+
+def unlistable_reason(path: PathLike) -> Optional[str]:
+    """Why a list line cannot name `path` (None when it can): lines split at '|' and line
+    breaks, and are stripped of surrounding spaces."""
+    text = os.fspath(path)
+    if "|" in text or "\n" in text or "\r" in text or text != text.rstrip(" \t\x0b\x0c"):
+        return "its name holds '|', a line break or trailing spaces, which a file list cannot hold; rename it"
+    return None
+
+
+def file_list_bytes(list_path: Path, files: Iterable[PathLike]) -> bytes:
+    """The bytes of `write_file_list`: each line is the file name's own bytes (os.fsencode)."""
     folder = list_path.parent
     lines = []
     for file in files:
         file = normalise_path(file)
+        reason = unlistable_reason(file)
+        if reason:
+            raise DataError(f"{printable_path(file)}: {reason}")
         try:
-            lines.append(file.relative_to(folder).as_posix())
+            line = file.relative_to(folder).as_posix()
         except ValueError:
-            lines.append(file.as_posix())
-    folder.mkdir(parents=True, exist_ok=True)
-    list_path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return list_path
+            line = file.as_posix()
+        if line.startswith("#") or line[:1].isspace():  # would read back as a comment, or stripped
+            line = file.as_posix()
+        lines.append(os.fsencode(line) + b"\n")
+    return b"".join(lines)
+
+
+def write_files_atomic(contents: dict[Path, bytes]) -> None:
+    """Write each file to a temporary name beside it, then rename them all into place.
+
+    A failure while writing (a full disk, a read-only folder) leaves every
+    target as it was and no temporary behind; it is a DataError naming the file.
+    Temporaries get the umask's permissions (0666 asked), not mkstemp's 0600.
+    """
+    staged: list[tuple[Path, Path]] = []
+    current = next(iter(contents), Path("."))
+    try:
+        for current, data in contents.items():
+            current.parent.mkdir(parents=True, exist_ok=True)
+            tmp = current.with_name(f".{current.name}.{secrets.token_hex(4)}.tmp")
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            staged.append((tmp, current))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for tmp, current in staged:
+            os.replace(tmp, current)
+    except OSError as exc:
+        for tmp, _ in staged:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        raise DataError(f"{printable_path(current)}: cannot write ({exc.strerror or exc})") from None
 
 
 # ---- layouts -----------------------------------------------------------------------
@@ -181,16 +312,30 @@ class Corpus:
     val: Optional[list[Path]] = None
     missing: list[Path] = field(default_factory=list)
     root: Optional[Path] = None
+    rejected: list[str] = field(default_factory=list)  # list lines left out, "<list>: line N: why"
+
+
+def _read_checked(list_path: Path, **kwargs) -> ListContents:
+    """A list of the corpus, its missing files warned about (its refused lines already are)."""
+    contents = _read_list(list_path, **kwargs)
+    _warn_missing(list_path, contents.missing)
+    return contents
+
+
+def _single_list(list_path: Path, description: str, root: Path, **kwargs) -> Corpus:
+    contents = _read_checked(list_path, **kwargs)
+    return Corpus(
+        files=contents.found, description=description, missing=contents.missing, root=root,
+        rejected=contents.rejected,
+    )
 
 
 def _read_pair(train_list: Path, val_list: Path, description: str, **kwargs) -> Corpus:
-    train, missing_train = read_file_list(train_list, **kwargs)
-    val, missing_val = read_file_list(val_list, **kwargs)
-    _warn_missing(train_list, missing_train)
-    _warn_missing(val_list, missing_val)
+    train = _read_checked(train_list, **kwargs)
+    val = _read_checked(val_list, **kwargs)
     return Corpus(
-        files=train + val, description=description, train=train, val=val,
-        missing=missing_train + missing_val, root=train_list.parent,
+        files=train.found + val.found, description=description, train=train.found, val=val.found,
+        missing=train.missing + val.missing, root=train_list.parent, rejected=train.rejected + val.rejected,
     )
 
 
@@ -208,15 +353,11 @@ def read_corpus(data: PathLike) -> Corpus:
             raise DataError(
                 f"{data}: is one audio file; give a folder of audio files or a file list"
             )
-        files, missing = read_file_list(data)
-        _warn_missing(data, missing)
-        return Corpus(files=files, description=f"file list {data.name}", missing=missing, root=data.parent)
+        return _single_list(data, f"file list {data.name}", data.parent)
     if (data / TRAIN_LIST).is_file():
         if (data / VAL_LIST).is_file():
             return _read_pair(data / TRAIN_LIST, data / VAL_LIST, f"{TRAIN_LIST} + {VAL_LIST}")
-        files, missing = read_file_list(data / TRAIN_LIST)
-        _warn_missing(data / TRAIN_LIST, missing)
-        return Corpus(files=files, description=f"{TRAIN_LIST} (no {VAL_LIST})", missing=missing, root=data)
+        return _single_list(data / TRAIN_LIST, f"{TRAIN_LIST} (no {VAL_LIST})", data)
     if is_ljspeech_folder(data):
         train_name, val_name = AUTHORS_LISTS
         if (data / train_name).is_file() and (data / val_name).is_file():
@@ -230,9 +371,7 @@ def read_corpus(data: PathLike) -> Corpus:
                     data / train_name, data / val_name,
                     f"LJ Speech, NVIDIA's {train_name} + {val_name}", base=data,
                 )
-        files, missing = read_file_list(data / LJ_METADATA, audio_dir=data / "wavs")
-        _warn_missing(data / LJ_METADATA, missing)
-        return Corpus(files=files, description=f"LJ Speech {LJ_METADATA}", missing=missing, root=data)
+        return _single_list(data / LJ_METADATA, f"LJ Speech {LJ_METADATA}", data, audio_dir=data / "wavs")
     files = [normalise_path(p) for p in find_audio_files(data)]
     if not files:
         raise DataError(
@@ -286,9 +425,7 @@ def _read_val_override(val: PathLike) -> list[Path]:
         if not files:
             raise DataError(f"{val_path}: no audio files found for validation")
         return files
-    files, missing = read_file_list(val_path)
-    _warn_missing(val_path, missing)
-    return files
+    return _read_checked(val_path).found
 
 
 def split_corpus(

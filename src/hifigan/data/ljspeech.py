@@ -42,9 +42,17 @@ def sha256_of(path: Path, progress: bool = False) -> str:
     return digest.hexdigest()
 
 
+def _make_folder(folder: Path) -> None:
+    """Create `folder` (and its parents), or say in one line why it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from None
+
+
 def download(url: str, target: Path, sha256: Optional[str], progress: bool = True) -> Path:
     """Stream `url` to `target` (via `target.part`), checking the SHA-256 when given."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(target.parent)
     if target.exists():
         if sha256 is None or sha256_of(target, progress) == sha256:
             return target
@@ -88,7 +96,7 @@ def _safe_member(member: tarfile.TarInfo, dest: Path) -> None:
 
 def unpack(archive: Path, dest: Path, progress: bool = True) -> list[str]:
     """Unpack a tar archive (any compression) into `dest`; returns its top-level names."""
-    dest.mkdir(parents=True, exist_ok=True)
+    _make_folder(dest)
     tops: list[str] = []
     try:
         with tarfile.open(archive, mode="r|*") as tar, tqdm(

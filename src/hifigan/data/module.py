@@ -4,13 +4,15 @@ Before the first batch it reads every file's header (a fraction of a second
 per thousand files): unusable files are left out with a warning each, the
 resampling and downmixing that loading will do are said once, and fine-tuning
 pairs are matched and length-checked. A corpus with no usable audio, or with
-more than `max_failure_fraction` bad files, stops here with a DataError.
+more than `max_failure_fraction` bad files, stops here with a DataError
+(`hifigan train --max-bad-fraction` sets it; 5% by default).
 
 During training a file that still fails to load (NaN samples, a bad mel
 file...) is replaced by another, warned about once by name, and counted in the
-main process across all workers; past `max_failure_fraction` (after
-`min_attempts` loads) training stops with a DataError naming the first bad
-files.
+main process across all workers; when the estimated fraction of unusable
+files (those left out plus those failing, each counted once) passes
+`max_failure_fraction` (judged after `min_attempts` loads) training stops with a
+DataError naming the first bad files.
 
 Shuffling is seeded and changes every epoch: the training sampler is a
 DistributedSampler (EpochKeyedSampler: keys carry the epoch, which seeds each
@@ -53,11 +55,14 @@ def _shorten(items: Sequence[str], limit: int = 5) -> str:
 
 
 class FailureTracker:
-    """Counts files that failed to load (in the main process) and stops when too many do.
+    """Counts unusable files (in the main process) and stops when too many are.
 
-    The fraction is failed files over files tried: every failure is a distinct
-    file, and successful loads are capped at the number of good files, so a
-    second epoch does not dilute the count.
+    Each file counts once: files the header scan left out are known for the
+    whole list, files that fail to load during training for the loads tried so
+    far. The estimated fraction of unusable files is (left out + load failure
+    rate x the rest) / all files, exact once every file was loaded; successful
+    loads are capped at the number of good files, so a second epoch does not
+    dilute it. Load failures are judged only after `min_attempts` loads.
     """
 
     def __init__(self, total_files: int, max_fraction: float, min_attempts: int, what: str) -> None:
@@ -65,7 +70,8 @@ class FailureTracker:
         self.max_fraction = max_fraction
         self.min_attempts = min_attempts
         self.what = what
-        self.failed: dict[str, str] = {}
+        self.failed: dict[str, str] = {}  # every unusable file so far -> why
+        self.left_out: set[str] = set()  # those the header scan found, before training
         self.loaded = 0
 
     def add(self, loaded: int, failures: Sequence[tuple[str, str]] = ()) -> None:
@@ -81,26 +87,51 @@ class FailureTracker:
                 stacklevel=2,
             )
 
+    def leave_out(self, problems: Sequence[tuple[str, str]]) -> None:
+        """Files the header scan found unusable: warned about, never loaded, judged at once."""
+        self.add(0, problems)
+        self.left_out.update(path for path, _ in problems)
+        self._stop_if_too_many(self.fraction)
+
+    @property
+    def load_failures(self) -> int:
+        return len(self.failed) - len(self.left_out)
+
     @property
     def attempts(self) -> int:
+        """Loads tried in training (each failed file once)."""
         good = max(0, self.total_files - len(self.failed))
-        return len(self.failed) + min(self.loaded, good)
+        return self.load_failures + min(self.loaded, good)
 
     @property
     def fraction(self) -> float:
-        return len(self.failed) / self.attempts if self.attempts else 0.0
+        """Estimated fraction of the list that is unusable (see the class doc)."""
+        if not self.total_files:
+            return 0.0
+        rate = self.load_failures / self.attempts if self.attempts else 0.0
+        rest = self.total_files - len(self.left_out)
+        return (len(self.left_out) + rate * rest) / self.total_files
 
     def check(self) -> None:
-        if not self.failed or self.attempts < min(self.min_attempts, self.total_files):
+        if not self.load_failures or self.attempts < min(self.min_attempts, self.total_files - len(self.left_out)):
             return
-        if self.fraction > self.max_fraction:
-            first = [f"{path}: {reason}" for path, reason in self.failed.items()]
-            raise DataError(
-                f"{len(self.failed)} of {self.attempts} {self.what} files tried could not be "
-                f"loaded ({self.fraction:.0%}, more than max_failure_fraction "
-                f"{self.max_fraction:.0%}): {_shorten(first)}. Run `hifigan prepare` on the "
-                "data to list every unusable file."
-            )
+        self._stop_if_too_many(self.fraction)
+
+    def _stop_if_too_many(self, fraction: float) -> None:
+        if fraction <= self.max_fraction:
+            return
+        parts = []
+        if self.left_out:
+            parts.append(f"{len(self.left_out)} of {self.total_files} by the header scan")
+        if self.load_failures:
+            parts.append(f"{self.load_failures} of {self.attempts} loaded in training")
+        first = [f"{path}: {reason}" for path, reason in self.failed.items()]
+        raise DataError(
+            f"{self.what} files could not be loaded: {' and '.join(parts)} (about {fraction:.1%} of the "
+            f"{self.total_files} files, more than max_failure_fraction {self.max_fraction:.0%}; "
+            f"--max-bad-fraction raises it): {_shorten(first)}. Run `hifigan prepare` on the data to "
+            "list every unusable file."
+        )
 
 
 class CheckedDataLoader(DataLoader):
@@ -255,16 +286,15 @@ class HiFiGANDataModule(LightningDataModule):
         headers, problems = scan_headers(list(files), self.config.audio)
         self._headers.update(headers)
         tracker = FailureTracker(len(files), self.max_failure_fraction, self.min_attempts, what)
-        tracker.add(0, [(str(p), r) for p, r in problems.items()])
         report.left_out.update({str(p): r for p, r in problems.items()})
         for header in headers.values():
             report.rates[header.sampling_rate] += 1
             if header.channels > 1:
                 report.multichannel[header.channels] += 1
-        if headers and problems and len(problems) / len(files) > self.max_failure_fraction:
-            tracker.loaded = len(headers)
-            tracker.min_attempts = 0
-            tracker.check()
+        if headers:  # none usable: setup says so for the whole list
+            tracker.leave_out([(str(p), r) for p, r in problems.items()])
+        else:
+            tracker.add(0, [(str(p), r) for p, r in problems.items()])
         return [p for p in files if p in headers], tracker
 
     # ---- loaders -----------------------------------------------------------------

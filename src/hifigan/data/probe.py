@@ -7,7 +7,7 @@ in the words `prepare` prints: empty, not audio, unreadable, NaN, too short.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from ..audio import load_audio
+from ..audio.io import printable_path, soundfile_name
 from ..config import AudioConfig
 from ..errors import DataError
 
@@ -27,7 +28,7 @@ class UnusableAudio(DataError):
     """A DataError that keeps the file and the short reason apart (for reports)."""
 
     def __init__(self, path: Path | str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"{printable_path(path)}: {reason}")
         self.path = Path(path)
         self.reason = reason
 
@@ -89,7 +90,7 @@ def read_header(path: Path | str, audio: Optional[AudioConfig] = None) -> AudioH
     if size == 0:
         raise UnusableAudio(path, "empty file (0 bytes)")
     try:
-        info = sf.info(str(path))
+        info = sf.info(soundfile_name(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise UnusableAudio(path, _libsndfile_reason(exc)) from None
     header = AudioHeader(
@@ -126,6 +127,7 @@ class FileReport:
     problem: Optional[str] = None
     peak: float = 0.0  # max |sample| of the mono mix
     clipped_samples: int = 0
+    warnings: list[str] = field(default_factory=list)  # usable, but off: see audio.io.level_warnings
 
     @property
     def usable(self) -> bool:
@@ -156,13 +158,14 @@ def inspect_file(path: Path | str, audio: AudioConfig) -> FileReport:
     except UnusableAudio as exc:
         return FileReport(path=path, problem=exc.reason)
     try:
-        samples = load_audio(path).samples  # the file's own rate: levels before resampling
+        loaded = load_audio(path, warn=False)  # the file's own rate: levels before resampling
     except DataError as exc:
-        text = str(exc)
-        reason = text[len(str(path)) + 2:] if text.startswith(f"{path}: ") else text
+        text, prefix = str(exc), f"{printable_path(path)}: "
+        reason = text[len(prefix):] if text.startswith(prefix) else text
         if "nan" in reason.lower():
             reason = "NaN or infinite samples"
         return FileReport(path=path, header=header, problem=reason)
+    samples = loaded.samples
     if len(samples) != header.frames:  # a truncated file decodes to fewer samples
         header.frames = len(samples)
         reason = too_short_reason(header.frames_at(audio.sampling_rate), audio)
@@ -174,4 +177,5 @@ def inspect_file(path: Path | str, audio: AudioConfig) -> FileReport:
         header=header,
         peak=float(magnitude.max()),
         clipped_samples=int(np.count_nonzero(magnitude >= CLIP_LEVEL)),
+        warnings=list(loaded.warnings),
     )

