@@ -286,12 +286,18 @@ def test_disk_full_during_a_save_stops_with_one_line_and_keeps_the_previous_file
     save = torch.save
 
     def full_disk(obj, handle, *args, **kwargs):
-        try:
-            name = os.readlink(f"/proc/self/fd/{handle.fileno()}")
-        except (AttributeError, OSError, ValueError):
+        if isinstance(handle, (str, Path)):
             name = str(handle)
+        else:
+            try:
+                name = os.readlink(f"/proc/self/fd/{handle.fileno()}")
+            except (AttributeError, OSError, ValueError):
+                name = str(handle)
         if Path(name).name.startswith(f".{target}."):
-            handle.write(b"PK\x03\x04 half a file")
+            if isinstance(handle, (str, Path)):
+                Path(handle).write_bytes(b"PK\x03\x04 half a file")
+            else:
+                handle.write(b"PK\x03\x04 half a file")
             raise OSError(28, "No space left on device")
         return save(obj, handle, *args, **kwargs)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import tempfile
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from .checkpoints.formats.safetensors import CONFIG_NAME, HUB_INSTALL, METADATA_KEY, WEIGHTS_NAME
+from .files import atomic_write_bytes
 from .config import HiFiGANConfig
 from .errors import CheckpointError, ConfigError
 
@@ -299,29 +299,6 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 # ---- saving ------------------------------------------------------------------------------
-def write_atomic(path: Union[str, Path], data: bytes) -> Path:
-    """Write to a temporary name in the same folder, fsync, rename: never a half-written file.
-
-    The file gets the mode `open()` would give it (0o666 less the umask), not mkstemp's 0o600.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            umask = os.umask(0o077)  # reading the umask sets it: put it back at once
-            os.umask(umask)
-            os.fchmod(handle.fileno(), 0o666 & ~umask)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _resolve(model: ModelLike, config: Any) -> tuple[Any, HiFiGANConfig, ModelCard]:
     """(generator, config, card) from a Vocoder, a Generator + config, or a checkpoint path / run directory."""
     import torch
@@ -404,8 +381,8 @@ def save_pretrained(
         if not isinstance(card.evaluation, dict) or "summary" not in card.evaluation:
             raise ConfigError(f"{evaluation}: not an evaluation results file of `hifigan evaluate` (metrics.json)")
     export_safetensors(generator, cfg, folder / WEIGHTS_NAME)
-    write_atomic(folder / CONFIG_NAME, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
-    write_atomic(folder / CARD_NAME, card.render(cfg, generator.num_parameters()).encode())
+    atomic_write_bytes(folder / CONFIG_NAME, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
+    atomic_write_bytes(folder / CARD_NAME, card.render(cfg, generator.num_parameters()).encode())
     return folder
 
 

@@ -7,18 +7,18 @@ quality). Every failure becomes a DataError naming the file and the problem.
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import soundfile as sf
 import soxr
 import torch
 
+from ..files import atomic_write
 from ..errors import DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -168,32 +168,6 @@ def save_audio(path: str | Path, samples: np.ndarray | torch.Tensor, sampling_ra
     except (OSError, sf.SoundFileError, AssertionError) as exc:  # soundfile asserts that every frame was written
         reason = getattr(exc, "strerror", None) or _first_line(exc)
         raise DataError(f"{printable_path(path)}: cannot write audio ({reason})") from None
-    return path
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """`write(temporary)` a file beside `path`, fsync it, then rename it over `path`.
-
-    The temporary name is reserved with the umask's permissions (not mkstemp's 0600), so the
-    result has a new file's usual mode. On any failure the temporary file is removed and the
-    error re-raised; `path` is untouched.
-    """
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    try:
-        write(temporary)
-        handle = os.open(temporary, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
     return path
 
 

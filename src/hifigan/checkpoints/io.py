@@ -7,14 +7,13 @@ never needs the user to remember the preset.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..config import HiFiGANConfig
+from ..files import atomic_write
 from ..errors import CheckpointError, HiFiGANError
 
 FORMAT_NAME = "hifigan"
@@ -28,39 +27,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     one, never a half-written file. The file gets the mode `open()` would give
     it (0o666 less the umask), not mkstemp's 0o600.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            umask = os.umask(0o077)  # read it; meanwhile a file made by another thread is private
-            os.umask(umask)
-            os.fchmod(handle.fileno(), 0o666 & ~umask)
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return atomic_write(path, lambda temporary: torch.save(obj, temporary))
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

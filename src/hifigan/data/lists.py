@@ -16,7 +16,6 @@ reaches outside its audio folder.
 from __future__ import annotations
 
 import os
-import secrets
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 
 from ..audio import AUDIO_SUFFIXES, find_audio_files
 from ..audio.io import printable_path
+from ..files import TEMPORARY, atomic_write_many
 from ..errors import DataError
 
 PathLike = Union[str, Path]
@@ -277,27 +277,13 @@ def write_files_atomic(contents: dict[Path, bytes]) -> None:
     target as it was and no temporary behind; it is a DataError naming the file.
     Temporaries get the umask's permissions (0666 asked), not mkstemp's 0600.
     """
-    staged: list[tuple[Path, Path]] = []
-    current = next(iter(contents), Path("."))
     try:
-        for current, data in contents.items():
-            current.parent.mkdir(parents=True, exist_ok=True)
-            tmp = current.with_name(f".{current.name}.{secrets.token_hex(4)}.tmp")
-            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-            staged.append((tmp, current))
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-        for tmp, current in staged:
-            os.replace(tmp, current)
+        atomic_write_many(contents)
     except OSError as exc:
-        for tmp, _ in staged:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-        raise DataError(f"{printable_path(current)}: cannot write ({exc.strerror or exc})") from None
+        name = Path(exc.filename) if exc.filename else next(iter(contents), Path("."))
+        match = TEMPORARY.match(name.name)
+        target = name.with_name(match.group("target")) if match else name
+        raise DataError(f"{printable_path(target)}: cannot write ({exc.strerror or exc})") from None
 
 
 # ---- layouts -----------------------------------------------------------------------

@@ -136,14 +136,14 @@ def export_onnx(generator: Generator, config: HiFiGANConfig, path: str | Path, o
 
 
 def _write_file(path: Path, data: bytes) -> Path:
-    """An export's bytes to a temporary name beside `path`, then renamed (`hub.write_atomic`):
+    """An export's bytes to a temporary name beside `path`, then renamed (`files.atomic_write_bytes`):
     a failure leaves no half-written model; it is a ConfigError naming the file."""
-    from ..hub import write_atomic
+    from ..files import atomic_write_bytes
 
     if path.is_dir():
         raise ConfigError(f"{path} is a folder, not a file name for the export")
     try:
-        return write_atomic(path, data)
+        return atomic_write_bytes(path, data)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the export ({exc.strerror or _first_line(exc)})") from None
 
@@ -159,11 +159,11 @@ def export_safetensors(generator: Generator, config: HiFiGANConfig, path: str | 
         from safetensors.torch import save
     except ImportError:
         raise ConfigError('safetensors export needs the hub extra: pip install "hifigan[hub]"') from None
-    from ..hub import write_atomic
+    from ..files import atomic_write_bytes
 
     tensors = {key: value.contiguous() for key, value in _export_copy(generator).state_dict().items()}
     metadata = {"format": "hifigan", CONFIG_KEY: json.dumps(config.to_dict())}
-    return write_atomic(path, save(tensors, metadata=metadata))
+    return atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
 def onnx_session(model: Union[str, Path, bytes], threads: Optional[int] = None) -> Any:

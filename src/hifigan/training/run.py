@@ -45,6 +45,7 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ..config import HiFiGANConfig
+from ..files import atomic_write_text
 from ..errors import CheckpointError, ConfigError
 from .checkpointing import (
     CHECKPOINT_DIR,
@@ -174,15 +175,9 @@ def is_global_zero() -> bool:
 
 def _write_text_atomic(path: Path, text: str) -> None:
     """A temporary file in the same folder, fsync'd, renamed over `path`; a failure leaves `path` as it was."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        atomic_write_text(path, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise save_failed(path, exc) from None
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Optional
 
+from ..files import TEMPORARY
 from ..errors import ConfigError
 from .checkpointing import CHECKPOINT_DIR, EXPORT_NAME, checkpoint_step, save_failed
 
@@ -30,8 +30,6 @@ LOCK_NAME = ".lock"
 ASIDE_PREFIX = "previous-"
 # the run's own entries, in the order they are listed when set aside
 RUN_ENTRIES = (CHECKPOINT_DIR, EXPORT_NAME, HISTORY_NAME, SUMMARY_NAME, CONFIG_NAME, LOGS_NAME)
-# `.NAME.XXXX.tmp`: atomic_torch_save's mkstemp names and the text files' `.NAME.PID.tmp`
-_TEMP_FILE = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]+\.tmp$")
 _TEXT_FILES = (CONFIG_NAME, SUMMARY_NAME, HISTORY_NAME, EXPORT_NAME)
 
 
@@ -133,7 +131,7 @@ def remove_partial_saves(run_dir: Path) -> list[Path]:
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
-            match = _TEMP_FILE.match(path.name)
+            match = TEMPORARY.match(path.name)
             if match and is_ours(match.group("target")) and path.is_file():
                 path.unlink(missing_ok=True)
                 removed.append(path)

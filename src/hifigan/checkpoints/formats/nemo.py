@@ -19,7 +19,7 @@ length mask is one frame short).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from ...config import AudioConfig, GeneratorConfig, HiFiGANConfig, TrainingConfig
 from ...errors import CheckpointError, ConfigError
