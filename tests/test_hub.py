@@ -362,28 +362,16 @@ def test_cli_synthesize_takes_a_hub_repo(hub_cache, tiny_vocoder, tmp_path, caps
     assert hub_cache.requests == []
 
 
-def test_cli_finetune_from_a_hub_repo_gets_our_export_of_it(hub_cache, monkeypatch):
-    from hifigan.cli import finetune as cli_finetune
+def test_finetune_starts_from_a_hub_repo(hub_cache):
+    from hifigan.training.finetune import finetune_config, load_source
 
     fixture = INTEROP / "speechbrain"
     hub_cache.add("speechbrain/tts-hifigan-ljspeech",
                   {name: fixture / name for name in ("hyperparams.yaml", "generator.ckpt")})
-    seen = {}
-
-    def fake_run(args, source):
-        seen["source"] = source
-        generator, config = load_generator(source, fold_weight_norm=False, return_config=True)
-        seen["config"], seen["weight_norm"] = config, generator.has_weight_norm
-        with torch.inference_mode():
-            seen["audio"] = generator.fold_weight_norm()(make_mel()[None])
-        return 0
-
-    monkeypatch.setattr(cli_finetune, "_run", fake_run)
-    assert main(["finetune", "--from", "speechbrain/tts-hifigan-ljspeech", "--data", "corpus", "--out", "run"]) == 0
-    assert Path(seen["source"]).name == "speechbrain--tts-hifigan-ljspeech.pt"
-    assert not Path(seen["source"]).exists()  # a temporary file, removed after the run
-    direct, config = load_generator(fixture, return_config=True)
-    assert seen["config"].to_dict() == config.to_dict() and seen["weight_norm"]
-    with torch.inference_mode():
-        assert torch.equal(seen["audio"], direct(make_mel()[None]))
+    found = load_source("speechbrain/tts-hifigan-ljspeech")
+    direct, config = load_generator(fixture, fold_weight_norm=False, return_config=True)
+    assert found.config.to_dict() == config.to_dict()
+    assert any("parametrizations.weight.original0" in k for k in found.generator)  # weight norm kept to train
+    assert all(torch.equal(found.generator[k], v) for k, v in direct.state_dict().items())
+    assert finetune_config(found, overrides={"training.discriminator_channel_divisor": 16}).audio == config.audio
     assert hub_cache.requests == []

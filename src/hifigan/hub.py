@@ -115,15 +115,6 @@ def load_from_hub(name: str, *, config: Union[str, Path, HiFiGANConfig, None] = 
     return load_generator(download(name), config=config, fold_weight_norm=fold_weight_norm, return_config=True)
 
 
-def export_for_training(name: str, folder: Union[str, Path]) -> Path:
-    """A Hub model as our generator export in `folder` (weight norm as loaded), for readers of torch files."""
-    from .checkpoints import save_generator
-
-    generator, config = load_from_hub(name, fold_weight_norm=False)
-    path = Path(folder) / (parse_repo_id(name)[0].replace("/", "--") + ".pt")
-    return save_generator(path, generator.state_dict(), config, source=name)
-
-
 # ---- the model card --------------------------------------------------------------------
 @dataclass
 class ModelCard:

@@ -49,29 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="hifigan-hub-") as tmp:
-        return _run(args, _hub_source(args.source, tmp))
-
-
-def _hub_source(source: str, folder: str) -> str:
-    """`source`, or for a Hub repo (not a local path) our generator export of it written to `folder`."""
-    from pathlib import Path
-
-    from hifigan import hub
-    from hifigan.errors import CheckpointError
-    from hifigan.pretrained import MODELS
-
-    if Path(source).exists() or source in MODELS or not hub.is_repo_id(source):
-        return source
-    try:
-        return str(hub.export_for_training(source, folder))
-    except CheckpointError as exc:
-        raise CheckpointError(f"--from {source}: no such file or folder, and as a Hub repo: {exc}") from None
-
-
-def _run(args: argparse.Namespace, source: str) -> int:
+    source = args.source
     from hifigan.training import is_global_zero
     from hifigan.training.finetune import finetune
 

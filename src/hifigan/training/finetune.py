@@ -120,6 +120,19 @@ def _epoch_of(data: dict[str, Any]) -> int:
     return int(value) if isinstance(value, (int, float)) and value >= 0 else 0
 
 
+def _hub_repo(text: str) -> bool:
+    from ..hub import is_repo_id
+
+    return is_repo_id(text)
+
+
+def hub_folder(name: str) -> Path:
+    """The local snapshot of a Hugging Face Hub repo (`owner/name[@revision]`), downloaded if needed."""
+    from ..hub import download
+
+    return download(name)
+
+
 def load_source(source: Union[str, Path], discriminators: Union[str, Path, None] = None,
                 fresh_discriminators: bool = False) -> FinetuneSource:
     """Read the starting weights (see the module doc for what `source` may be)."""
@@ -131,6 +144,8 @@ def load_source(source: Union[str, Path], discriminators: Union[str, Path, None]
         generator, config = pretrained.load_pretrained(text, fold_weight_norm=False)
         state = _with_weight_norm(generator).state_dict()
         found = FinetuneSource(config, state, f"{text} ({pretrained.MODELS[text].source})")
+    elif not path.exists() and _hub_repo(text):
+        return load_source(hub_folder(text), discriminators, fresh_discriminators)
     elif not path.exists():
         raise CheckpointError(
             f"--from {text}: no such file, and not a registered model ({', '.join(pretrained.MODELS)})"
