@@ -76,12 +76,19 @@ def test_run_directory_holds_config_checkpoints_logs_and_export(trained):
     log.Reload()
     scalars = set(log.Tags()["scalars"])
     assert {"train/g_total", "train/d_total", "train/mel_l1", "lr/generator", "lr/discriminator",
-            "val/mel_l1", "throughput/samples_per_s"} <= scalars
+            "val/mel_l1", "throughput/audio_samples_per_s", "throughput/mel_frames_per_s"} <= scalars
     assert [e.step for e in log.Scalars("val/mel_l1")] == [8, 16, 24, 32, 40]
     assert any(tag.startswith("generated/") for tag in log.Tags()["audio"])
     assert any(tag.startswith("spectrogram/") for tag in log.Tags()["images"])
     summary = json.loads((run / "summary.json").read_text())
     assert summary["step"] == 40 and summary["world_size"] == 1
+    from hifigan.plotting import CURVE_PANELS, read_training_scalars
+
+    curves = run / "curves.png"  # the loss and validation curves as a picture
+    assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and curves.stat().st_size > 10_000
+    assert read_training_scalars(run)["val/mel_l1"][-1][0] == 40
+    assert {tag for _, tags in CURVE_PANELS for tag in tags} & set(read_training_scalars(run)) >= {
+        "train/g_total", "train/mel_l1", "train/d_total", "val/mel_l1"}
 
 
 def test_checkpoint_and_export_load_as_generators(trained):

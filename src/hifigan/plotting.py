@@ -141,7 +141,9 @@ def plot_training_curves(run_dir: str | Path, path: str | Path, smooth: int = 25
         axis.legend(fontsize=8)
     axes[-1, 0].set_xlabel("step")
     figure.tight_layout()
+    from .files import atomic_write
+
     path = Path(path)
-    figure.savefig(path, dpi=110)
+    atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=110, format="png"))
     plt.close(figure)
     return path

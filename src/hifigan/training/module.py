@@ -307,12 +307,13 @@ class HiFiGANModule(pl.LightningModule):
         if self._log_clock is not None:
             then, samples = self._log_clock
             if now > then:
-                rate = (self.samples_seen - samples) / (now - then)
-                metrics["throughput/samples_per_s"] = rate
-                metrics["throughput/audio_seconds_per_s"] = (
-                    rate * self.config.training.segment_size / self.config.audio.sampling_rate
-                )
-                self.log("samples/s", rate, prog_bar=True, logger=False, on_step=True)
+                rate = (self.samples_seen - samples) / (now - then)  # training segments per second
+                segment = self.config.training.segment_size
+                metrics["throughput/segments_per_s"] = rate
+                metrics["throughput/audio_samples_per_s"] = rate * segment
+                metrics["throughput/mel_frames_per_s"] = rate * segment / self.config.audio.hop_length
+                metrics["throughput/audio_seconds_per_s"] = rate * segment / self.config.audio.sampling_rate
+                self.log("seg/s", rate, prog_bar=True, logger=False, on_step=True)
         self._log_clock = (now, self.samples_seen)
         if self.logger is not None:
             self.logger.log_metrics(metrics, step=self.step_count)

@@ -64,6 +64,7 @@ from .resume import resumable_datamodule
 from .run_dir import (
     ASIDE_PREFIX,
     CONFIG_NAME,
+    CURVES_NAME,
     HISTORY_NAME,
     RUN_ENTRIES,
     SUMMARY_NAME,
@@ -641,7 +642,18 @@ def _train(run_dir: Path, config: Any, data: Any, options: RunOptions, overrides
             "samples_seen": module.samples_seen,
         }
         _write_text_atomic(run_dir / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
+        _plot_curves(run_dir)
     return result
+
+
+def _plot_curves(run_dir: Path) -> None:
+    """RUN_DIR/curves.png: losses and validation error so far (a picture is not worth failing a run for)."""
+    from ..plotting import plot_training_curves
+
+    try:
+        plot_training_curves(run_dir, run_dir / CURVES_NAME)
+    except Exception as exc:  # a broken event file or a font problem must not turn a finished run into an error
+        warnings.warn(f"could not draw {run_dir / CURVES_NAME}: {type(exc).__name__}: {exc}", stacklevel=2)
 
 
 def _read_history(path: Path, warn: bool = True) -> list[dict[str, Any]]:

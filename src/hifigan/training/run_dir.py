@@ -25,11 +25,12 @@ from .checkpointing import CHECKPOINT_DIR, EXPORT_NAME, checkpoint_step, save_fa
 CONFIG_NAME = "config.yaml"
 SUMMARY_NAME = "summary.json"
 HISTORY_NAME = "validation.jsonl"
+CURVES_NAME = "curves.png"
 LOGS_NAME = "logs"
 LOCK_NAME = ".lock"
 ASIDE_PREFIX = "previous-"
 # the run's own entries, in the order they are listed when set aside
-RUN_ENTRIES = (CHECKPOINT_DIR, EXPORT_NAME, HISTORY_NAME, SUMMARY_NAME, CONFIG_NAME, LOGS_NAME)
+RUN_ENTRIES = (CHECKPOINT_DIR, EXPORT_NAME, HISTORY_NAME, SUMMARY_NAME, CONFIG_NAME, LOGS_NAME, CURVES_NAME)
 _TEXT_FILES = (CONFIG_NAME, SUMMARY_NAME, HISTORY_NAME, EXPORT_NAME)
 
 
