@@ -49,16 +49,26 @@ def test_benchmark_mel_is_real_speech_of_the_asked_length(tiny_config):
 
 def test_parse_paths():
     cpu = torch.device("cpu")
-    assert parse_paths("fft, eager-bf16,fft", cpu) == [
-        PathSpec("eager"), PathSpec("fft"), PathSpec("eager", torch.bfloat16)]
+    assert parse_paths("fast, torch-bf16,fast,onnx", cpu) == [
+        PathSpec("torch"), PathSpec("fast"), PathSpec("torch", torch.bfloat16), PathSpec("onnx")]
     with pytest.raises(ConfigError, match="unknown path"):
         parse_paths("fastest", cpu)
+
+
+def test_paths_have_one_name_whatever_the_spelling():
+    """The benchmark names paths as optimize and Vocoder do; the aliases give the same spec and row name."""
+    cpu = torch.device("cpu")
+    assert parse_paths("fft,eager-bf16,onnxruntime", cpu) == parse_paths("fast,torch-bf16,onnx", cpu)
+    assert [s.name for s in parse_paths("fft,onnxruntime", cpu)] == ["torch fp32", "fast fp32", "onnx fp32"]
+    assert PathSpec("eager") == PathSpec("torch") and PathSpec("fft").method == "fast"
+    with pytest.raises(ConfigError, match="paths are fast, torch, compile, cuda-graph, onnx"):
+        PathSpec("auto")  # the benchmark times concrete paths
 
 
 def test_benchmark_checks_and_times_every_path(tiny_config):
     torch.manual_seed(0)
     generator = Generator(tiny_config.generator)
-    paths = [PathSpec("eager"), PathSpec("fft"), PathSpec("eager", torch.bfloat16), PathSpec("cuda-graph")]
+    paths = [PathSpec("torch"), PathSpec("fast"), PathSpec("torch", torch.bfloat16), PathSpec("cuda-graph")]
     report = run_synth_benchmark(generator, tiny_config, seconds=0.3, rounds=2, paths=paths, progress=False,
                                  gemm_size=512)
     eager, fft, bf16, graph = report.results
@@ -74,7 +84,7 @@ def test_benchmark_checks_and_times_every_path(tiny_config):
         assert result.extra_memory_mb == result.extra_memory_mb  # measured (not NaN)
     assert report.flops_per_sample > 0 and report.gemm_peak_gflops["fp32"] > 0
     table = report.table()
-    assert "| fft fp32 |" in table and "not run" in table and "x real time" in table
+    assert "| fast fp32 |" in table and "not run" in table and "x real time" in table
 
 
 def test_cli_prints_the_table_and_writes_json(tiny_config, tmp_path, capsys):
@@ -82,12 +92,12 @@ def test_cli_prints_the_table_and_writes_json(tiny_config, tmp_path, capsys):
     tiny_config.save(config_file)
     out = tmp_path / "bench.json"
     code = main(["bench", "synth", "--config", str(config_file), "--seconds", "0.2", "--rounds", "1",
-                 "--paths", "fft", "--quiet", "--json", str(out)])
+                 "--paths", "fft", "--quiet", "--json", str(out)])  # an alias of fast
     assert code == 0
     printed = capsys.readouterr().out
-    assert "| eager fp32 | 1.00x" in printed and "| fft fp32 |" in printed
+    assert "| torch fp32 | 1.00x" in printed and "| fast fp32 |" in printed
     data = json.loads(out.read_text())
-    assert [r["name"] for r in data["benchmark"]["results"]] == ["eager fp32", "fft fp32"]
+    assert [r["name"] for r in data["benchmark"]["results"]] == ["torch fp32", "fast fp32"]
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -96,7 +106,7 @@ def test_cli_prints_the_table_and_writes_json(tiny_config, tmp_path, capsys):
     (["--device", "toaster"], "not a device"),
     (["--quality", "/nonexistent/clip.wav"], "does not exist"),
     (["--model", "universal-v1", "--config", "v3"], "--config goes with"),
-    (["--quality", str(sorted(bundled_samples().glob("*.flac"))[0]), "--paths", "fft"], "no bf16 path"),
+    (["--quality", str(sorted(bundled_samples().glob("*.flac"))[0]), "--paths", "fast"], "no bf16 path"),
 ])
 def test_cli_errors_are_one_line(argv, message, capsys):
     code = main(["bench", "synth", "--seconds", "0.1", "--rounds", "1", "--quiet", *argv])
@@ -109,7 +119,7 @@ def test_quality_check_scores_reduced_precision_against_fp32(tiny_config):
     torch.manual_seed(0)
     generator = Generator(tiny_config.generator)
     clip = sorted(bundled_samples().glob("*.flac"))[0]
-    results = quality_check(generator, tiny_config, [clip], [PathSpec("eager", torch.bfloat16)], progress=False)
+    results = quality_check(generator, tiny_config, [clip], [PathSpec("torch", torch.bfloat16)], progress=False)
     (result,) = results
     assert result.clips == 1 and 0 < result.mel_l1 < 1
     assert 1.0 <= result.pesq_wb <= 4.65 and result.max_abs_diff > 0

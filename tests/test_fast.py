@@ -1,15 +1,19 @@
 """Fast synthesis paths: the algorithms are exact, and every path computes the generator's audio."""
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from hifigan import Generator
 from hifigan.config import preset, with_generator_channels
 from hifigan.errors import ConfigError
 from hifigan.inference import fast_native
-from hifigan.inference.fast import FFTGenerator, folded_copy, optimize
+from hifigan.inference.fast import ALIASES, PATHS, CastGenerator, FFTGenerator, folded_copy, optimize
 from hifigan.inference.fast_conv import (
     FastConv1d,
     PolyphaseConvTranspose1d,
@@ -45,10 +49,29 @@ def _sequence(layout: SequenceLayout, examples: torch.Tensor, origin: int, rows:
     return buffer
 
 
+def runnable_targets() -> list[str]:
+    """The explicit kernel targets this CPU can run, best first (from /proc/cpuinfo and the machine)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        text = ""
+    flags = {flag for line in text.splitlines() if line.startswith(("flags", "Features"))
+             for flag in line.split(":", 1)[1].split()}
+    targets = ["avx512"] if "avx512f" in flags else []
+    if {"avx2", "fma"} <= flags:
+        targets.append("avx2")
+    if platform.machine() in ("aarch64", "arm64"):
+        targets.append("neon")
+    return targets
+
+
 def _convs():
     yield "torch", lambda conv: conv
     if fast_native.available():
         yield "native", fast_native.NativeConv1d
+        for target in runnable_targets():  # every variant this CPU runs, built explicitly
+            build = fast_native.kernel(target)
+            yield f"native-{target}", lambda conv, build=build: fast_native.NativeConv1d(conv, native=build)
     else:  # the machine cannot build the kernel: FFTGenerator must say why and fall back
         assert fast_native.failure()
 
@@ -176,3 +199,142 @@ def test_fft_generator_rejects_a_wrong_mel():
         fast(torch.randn(80, 10))
     with pytest.raises(ConfigError, match="mel batch"):
         fast(torch.randn(1, 64, 10))
+
+
+def test_every_kernel_variant_this_cpu_runs_is_exact_and_identical():
+    """AVX-512, AVX2 + FMA, NEON: one source, the same sums in the same order, so the same bits."""
+    targets = runnable_targets()
+    auto = fast_native.kernel()
+    if auto is None:  # no compiler, no vector code for this CPU, or disabled: the fast path says why
+        assert fast_native.failure()
+        return
+    assert auto is not None and auto.variant == targets[0]  # auto builds the best this CPU has
+    generator = _generator("v1", 32)
+    mel = torch.randn(2, 80, 9) - 4
+    with torch.inference_mode():
+        reference = FFTGenerator(generator)(mel)
+    for target in targets:
+        fast = FFTGenerator(generator, native=target)
+        assert fast.kernel.variant == target and fast.kernel.lib._name != auto.lib._name  # its own library
+        _assert_matches_eager(generator, fast, [(2, 9), (1, 5)])
+        with torch.inference_mode():
+            assert torch.equal(fast(mel), reference), target
+
+
+def test_optimize_passes_the_kernel_target_and_refuses_unknown_ones():
+    targets = runnable_targets()
+    if targets and fast_native.available():
+        assert optimize(_generator("v3", 32), method="fast", native=targets[-1]).kernel.variant == targets[-1]
+    with pytest.raises(ConfigError, match="unknown native kernel target 'sse'"):
+        optimize(_generator("v3", 32), method="fast", native="sse")
+
+
+def _reflect_generator() -> Generator:
+    config = with_generator_channels(preset("v3"), 32)
+    config.generator.conv_padding_mode = "reflect"
+    torch.manual_seed(0)
+    return Generator(config.generator)
+
+
+def test_fft_generator_refuses_reflect_padding_and_auto_runs_it_eagerly():
+    """SpeechBrain's reflect padding is read from the model's convolutions, not silently zero-padded."""
+    generator = _reflect_generator()
+    with pytest.raises(ConfigError, match="reflect"):
+        FFTGenerator(generator)
+    with pytest.raises(ConfigError, match="reflect"):
+        optimize(generator, method="fast")
+    auto = optimize(generator)
+    assert isinstance(auto, CastGenerator)
+    mel = torch.randn(1, 80, 7) - 4
+    with torch.inference_mode():
+        assert torch.equal(auto(mel), folded_copy(generator)(mel))
+
+
+@pytest.mark.parametrize("name", ["v1", "v3"])
+def test_resblocks_describe_their_own_forward(name):
+    """`residual_steps()` is what `forward` computes, bit for bit: the fast path reads that description."""
+    generator = _generator(name, 32)
+    x = torch.randn(2, generator.resblocks[0].residual_steps()[0].convs[0].in_channels, 40)
+    for block in generator.resblocks[:3]:
+        y = x
+        for step in block.residual_steps():
+            h = y
+            for conv in step.convs:
+                h = conv(F.leaky_relu(h, step.slope))
+            y = y + h
+        with torch.no_grad():
+            assert torch.equal(y, block(x))
+
+
+class _Gated(nn.Module):
+    """A resblock kind the fast path has never heard of (same constructor as the model's blocks)."""
+
+    def __init__(self, channels: int, kernel_size: int, dilations: list[int], padding_mode: str = "zeros") -> None:
+        super().__init__()
+        self.convs = nn.ModuleList([nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.convs[0](x))
+
+
+def _doubled():
+    from hifigan.models.generator import ResBlock2
+
+    class Doubled(ResBlock2):
+        """A new forward that forgot to update the description it inherits."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * super().forward(x)
+
+    return Doubled
+
+
+@pytest.mark.parametrize("block,message", [
+    (_Gated, r"resblocks\.0 \(_Gated\).*residual_steps"),
+    (_doubled(), r"resblocks\.0 \(Doubled\): it overrides forward but not residual_steps"),
+])
+def test_a_new_block_type_fails_loudly(monkeypatch, block, message):
+    """A block the model's definition builds (here in place of ResBlock2) is refused unless it describes itself."""
+    from hifigan.models import generator as definition
+
+    monkeypatch.setattr(definition, "ResBlock2", block)
+    generator = _generator("v3", 32)
+    assert type(generator.resblocks[0]) is block
+    with pytest.raises(ConfigError, match=message):
+        FFTGenerator(generator)
+
+
+def test_activation_slopes_are_read_from_the_model(monkeypatch):
+    """The generator's slopes (upsampling / resblocks 0.1, final 0.01) come from its module, not a copy."""
+    from hifigan.models import generator as definition
+
+    monkeypatch.setattr(definition, "LRELU_SLOPE", 0.3)
+    monkeypatch.setattr(definition, "FINAL_LRELU_SLOPE", 0.2)
+    generator = _generator("v1", 32)
+    _assert_matches_eager(generator, FFTGenerator(generator), [(2, 7)])
+    _assert_matches_eager(generator, FFTGenerator(generator, native=False), [(1, 6)])
+
+
+def test_one_vocabulary_of_path_names(tiny_config):
+    """optimize, Vocoder and the CLI take the same names (PATHS) and the same aliases, with no warning."""
+    import warnings
+
+    from hifigan import Vocoder
+    from hifigan.cli.main import build_parser
+    from hifigan.inference.vocoder import BACKENDS
+
+    assert set(BACKENDS) <= set(PATHS) and set(ALIASES.values()) <= set(PATHS)
+    generator = _generator("v1", 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert isinstance(optimize(generator, method="fft"), FFTGenerator)
+        assert isinstance(optimize(generator, method="fast"), FFTGenerator)
+        assert type(optimize(generator, method="eager")) is type(optimize(generator, method="torch")) is CastGenerator
+        model = Generator(tiny_config.generator)
+        assert Vocoder(model, tiny_config, device="cpu", backend="fft").backend == "fast"
+        assert Vocoder(model, tiny_config, device="cpu", backend="eager").backend == "torch"
+    with pytest.raises(ConfigError, match="unknown backend 'compile'; backends are auto, fast, torch, onnx"):
+        Vocoder(model, tiny_config, device="cpu", backend="compile")
+    parser = build_parser()
+    for name, path in [("fft", "fast"), ("eager", "torch"), ("onnxruntime", "onnx"), ("fast", "fast")]:
+        assert parser.parse_args(["synthesize", "--out", "x", "--backend", name]).backend == path

@@ -1,4 +1,4 @@
-"""`hifigan bench synth`: synthesis speed of every path (eager, FFT, ONNX Runtime, compile, bf16...) side by side."""
+"""`hifigan bench synth`: synthesis speed of every path (torch, fast, onnx, compile, bf16...) side by side."""
 from __future__ import annotations
 
 import argparse
@@ -8,9 +8,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "synth",
         help="synthesis speed (samples/s, x real time, memory) of every synthesis path",
-        description="Time the eager float32 generator and every faster path (exact FFT convolutions, "
-        "ONNX Runtime, torch.compile, bf16/fp16, CUDA graphs) on the same real-speech mel, interleaved, "
-        "and check each path's audio against eager float32.",
+        description="Time the eager float32 generator (torch fp32) and every faster path (fast: exact FFT "
+        "convolutions, onnx: ONNX Runtime, compile: torch.compile, bf16/fp16, cuda-graph) on the same "
+        "real-speech mel, interleaved, and check each path's audio against torch fp32.",
     )
     parser.add_argument("--config", default=None,
                         help="preset (v1, v2, v3) or config file (default: v1; with --checkpoint: its own)")
@@ -22,12 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="audio seconds per mel (default 10)")
     parser.add_argument("--rounds", type=int, default=5, help="timed interleaved rounds (default 5)")
     parser.add_argument("--paths", default=None,
-                        help="comma-separated paths besides eager fp32, e.g. fft,onnxruntime,eager-bf16 "
-                        "(default: all for the device)")
+                        help="comma-separated paths besides torch fp32, e.g. fast,onnx,torch-bf16 "
+                        "(names as for synthesize --backend, plus compile and cuda-graph; fft, eager and "
+                        "onnxruntime are accepted too; default: all for the device)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     parser.add_argument("--quality", nargs="+", metavar="AUDIO", default=None,
                         help="also copy-synthesize these clips (files or folders) with the bf16 CPU paths "
-                        "and report mel L1 and wide-band PESQ against eager fp32")
+                        "and report mel L1 and wide-band PESQ against torch fp32")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.quality:
         quality_files = [str(p) for p in _expand(args.quality)]
         # the bf16 CPU paths, whatever device is timed; by default without compile, which
-        # recompiles for every clip length and computes what eager bf16 does
+        # recompiles for every clip length and computes what torch bf16 does
         cpu = torch.device("cpu")
         candidates = bench.parse_paths(args.paths, cpu) if args.paths else [
             s for s in bench.default_paths(cpu) if s.method != "compile"]
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if quality_files:
         quality = bench.quality_check(generator, config, quality_files, quality_paths, progress=not args.quiet)
         print()
-        print(f"quality vs eager fp32 ({weights}, {len(quality_files)} clips, copy synthesis):")
+        print(f"quality vs torch fp32 ({weights}, {len(quality_files)} clips, copy synthesis):")
         print(bench.quality_table(quality))
         payload["quality"] = [q.__dict__ for q in quality]
     if args.json:

@@ -6,6 +6,9 @@ import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from hifigan.inference.fast import ALIASES
+    from hifigan.inference.vocoder import BACKENDS
+
     parser = subparsers.add_parser(
         "synthesize",
         help="mel or audio files -> audio with a trained generator",
@@ -28,9 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if available)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
                         help="generator precision (auto: float16 on CUDA, float32 on CPU)")
-    parser.add_argument("--backend", default="auto", choices=["auto", "fast", "torch", "onnx"],
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, type=lambda name: ALIASES.get(name, name),
                         help="auto (default): the fast exact CPU kernels on CPU, PyTorch on CUDA; "
-                             "fast, torch (eager PyTorch) or onnx (onnxruntime, CPU) pick one")
+                             "fast, torch (eager PyTorch) or onnx (onnxruntime, CPU) pick one "
+                             "(fft, eager and onnxruntime name the same paths)")
     parser.add_argument("--denoise", type=float, default=0.0, metavar="S",
                         help="bias denoiser strength, e.g. 0.005-0.1 (default 0: off)")
     parser.add_argument("--float", dest="float_wav", action="store_true",

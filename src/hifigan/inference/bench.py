@@ -1,8 +1,9 @@
 """Synthesis speed benchmark: every synthesis path side by side, each checked against eager fp32.
 
-`run_synth_benchmark` times the eager float32 generator (weight norm folded,
-inference mode, the default thread count) and each faster path from
-`fast.optimize` (plus ONNX Runtime) on the same mel batch. Timings are
+`run_synth_benchmark` times the eager float32 generator (path "torch": weight
+norm folded, inference mode, the default thread count) and each faster path
+from `fast.optimize` (plus "onnx", ONNX Runtime) on the same mel batch. Paths
+are named as everywhere else (`fast.PATHS`, aliases accepted), with a dtype. Timings are
 interleaved: every round runs each path once, in a rotating order, so a noisy
 machine slows all paths alike; the speed-up of a path is the median over rounds
 of (eager time / path time) within the round. Reported per path:
@@ -40,18 +41,23 @@ import torch
 from ..config import HiFiGANConfig
 from ..errors import ConfigError
 from ..models import Generator
+from .fast import PATHS, optimize, path_name
 
 EXACT_TOLERANCE = 1e-4  # max abs difference to eager fp32 audio for exact paths
 MEL_L1_TOLERANCE = 0.1  # mel L1 to eager fp32 audio for reduced-precision paths
 DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+BENCH_PATHS = tuple(p for p in PATHS if p != "auto")  # what the benchmark builds and times
 
 
 @dataclass(frozen=True)
 class PathSpec:
-    """One way of running the generator: an `optimize` method (or "onnxruntime") and a dtype."""
+    """One way of running the generator: a path of `BENCH_PATHS` (an alias is stored as its path) and a dtype."""
 
     method: str
     dtype: torch.dtype = torch.float32
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "method", path_name(self.method, BENCH_PATHS, "path"))
 
     @property
     def name(self) -> str:
@@ -66,25 +72,23 @@ def default_paths(device: torch.device) -> list[PathSpec]:
     """Eager fp32 first (the baseline), then every faster path we offer on `device`."""
     f32, f16, b16 = torch.float32, torch.float16, torch.bfloat16
     if device.type == "cuda":
-        return [PathSpec("eager", f32), PathSpec("compile", f32), PathSpec("eager", f16),
-                PathSpec("cuda-graph", f16), PathSpec("compile", f16), PathSpec("eager", b16),
+        return [PathSpec("torch", f32), PathSpec("compile", f32), PathSpec("torch", f16),
+                PathSpec("cuda-graph", f16), PathSpec("compile", f16), PathSpec("torch", b16),
                 PathSpec("cuda-graph", b16)]
-    return [PathSpec("eager", f32), PathSpec("fft", f32), PathSpec("onnxruntime", f32),
-            PathSpec("compile", f32), PathSpec("eager", b16), PathSpec("fft", b16), PathSpec("compile", b16)]
+    return [PathSpec("torch", f32), PathSpec("fast", f32), PathSpec("onnx", f32),
+            PathSpec("compile", f32), PathSpec("torch", b16), PathSpec("fast", b16), PathSpec("compile", b16)]
 
 
 def parse_paths(text: str, device: torch.device) -> list[PathSpec]:
-    """'fft,eager-bf16,compile' -> specs (dtype suffix -fp32/-bf16/-fp16, default fp32); eager fp32 is always first."""
-    from .fast import METHODS
-
+    """'fast,torch-bf16,compile' -> specs (dtype suffix -fp32/-bf16/-fp16, default fp32); torch fp32 is always first."""
     names = {v: k for k, v in DTYPE_NAMES.items()}
-    specs = [PathSpec("eager", torch.float32)]
+    specs = [PathSpec("torch", torch.float32)]
     for item in filter(None, (part.strip() for part in text.split(","))):
         method, _, dtype = item.rpartition("-") if item.rsplit("-", 1)[-1] in names else (item, "", "fp32")
-        if method not in set(METHODS) - {"auto"} | {"onnxruntime"}:
-            raise ConfigError(f"unknown path {item!r}; methods are {', '.join(sorted(set(METHODS) - {'auto'}))}, "
-                              "onnxruntime, optionally with -bf16 or -fp16")
-        spec = PathSpec(method, names[dtype or "fp32"])
+        try:
+            spec = PathSpec(method, names[dtype or "fp32"])
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}, optionally with -bf16 or -fp16") from None
         if spec not in specs:
             specs.append(spec)
     return specs
@@ -153,11 +157,11 @@ class SynthBenchmark:
             f"generator: {self.flops_per_sample / 1e6:.2f} MFLOP per output sample (direct convolution); "
             f"measured GEMM peak (GFLOP/s): {peaks}",
             f"{self.rounds} interleaved rounds; time = median call, best = fastest call; speed-up = median "
-            f"per-round ratio to eager fp32; samples/s and x real time (audio seconds per wall second) "
+            f"per-round ratio to torch fp32 (eager); samples/s and x real time (audio seconds per wall second) "
             f"from the median; memory: {self.memory_method}",
             "",
             "| path | speed-up | time (s) | best (s) | samples/s | x real time | eff. GFLOP/s (% of peak) "
-            "| extra memory (MB) | check vs eager fp32 | setup (s) |",
+            "| extra memory (MB) | check vs torch fp32 | setup (s) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
         ]
         for r in self.results:
@@ -328,9 +332,9 @@ def _cuda_memory(device: torch.device, call: Callable[[], object]) -> float:
 def build_path(spec: PathSpec, generator: Generator, config: HiFiGANConfig,
                device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
     """A callable mel (on `device`) -> float32 audio [B, 1, T * hop] for `spec`."""
-    if spec.method == "onnxruntime":
+    if spec.method == "onnx":
         if device.type != "cpu" or spec.dtype != torch.float32:
-            raise ConfigError("onnxruntime is benchmarked on CPU in float32")
+            raise ConfigError("onnx (onnxruntime) is benchmarked on CPU in float32")
         from .export import INPUT_NAME, onnx_model_bytes, onnx_session
 
         exporter_log = logging.getLogger("torch.onnx")
@@ -346,8 +350,6 @@ def build_path(spec: PathSpec, generator: Generator, config: HiFiGANConfig,
             return torch.from_numpy(session.run(None, {INPUT_NAME: mel.cpu().numpy()})[0])
 
         return run_onnx
-    from .fast import optimize
-
     return optimize(generator, dtype=spec.dtype, device=device, method=spec.method)
 
 
@@ -392,8 +394,8 @@ def run_synth_benchmark(
     if batch_size < 1 or seconds <= 0 or rounds < 1:
         raise ConfigError("batch size, seconds and rounds must be positive")
     paths = list(paths or default_paths(device))
-    if paths[0] != PathSpec("eager", torch.float32):
-        paths.insert(0, PathSpec("eager", torch.float32))
+    if paths[0] != PathSpec("torch", torch.float32):
+        paths.insert(0, PathSpec("torch", torch.float32))
     if mel is None:
         mel = benchmark_mel(config, seconds, batch_size)
     mel = mel.to(device)
@@ -514,7 +516,7 @@ def quality_check(generator: Generator, config: HiFiGANConfig, audio_paths: Sequ
         raise ConfigError("the quality check needs at least one audio file")
     rate = config.audio.sampling_rate
     front = MelSpectrogram.from_config(config.audio)
-    eager = build_path(PathSpec("eager"), generator, config, torch.device("cpu"))
+    eager = build_path(PathSpec("torch"), generator, config, torch.device("cpu"))
     runners = [(spec, build_path(spec, generator, config, torch.device("cpu"))) for spec in paths]
     scores: dict[str, list[tuple[float, float, float]]] = {spec.name: [] for spec in paths}
     for path in tqdm(list(audio_paths), desc="quality", disable=not progress, unit="clip"):

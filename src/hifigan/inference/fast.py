@@ -2,24 +2,33 @@
 
 Every path maps mel [B, n_mels, T] (any float dtype) to audio [B, 1, T * hop]
 in float32, with the semantics of `Generator.forward` after weight norm is
-folded; the caller's generator is never modified. Paths:
+folded; the caller's generator is never modified.
 
-- "fft", float32 (CPU, exact): the resblock convolutions by fast algorithms
+Names: `PATHS` is the one vocabulary of synthesis paths, shared by
+`optimize(method=)`, `Vocoder(backend=)`, `hifigan synthesize --backend` and
+`hifigan bench synth --paths`; `ALIASES` are second spellings accepted
+wherever a path is named (never deprecated): "fft" for "fast", "eager" for
+"torch", "onnxruntime" for "onnx". Paths:
+
+- "fast", float32 (CPU, exact): the resblock convolutions by fast algorithms
   with fewer multiplications (32-point FFT overlap-save for 7 and 11 taps,
   Winograd F(6, 3) for 3 taps; `fast_conv.py`), the transposed convolutions as
   polyphase GEMMs, on a time-major layout with reused buffers, run by a fused
-  C kernel where it builds (`fast_native.py`). Same audio as eager up to fp32
-  rounding: ~1e-5 max abs on real weights, as far from a float64 evaluation as
-  eager fp32 itself.
-- "fft", bfloat16 (CPU with AVX512_BF16): the same, with the channel mixing in
+  C kernel where it builds (`fast_native.py`: AVX-512, AVX2 + FMA or NEON).
+  Same audio as eager up to fp32 rounding: ~1e-5 max abs on real weights, as
+  far from a float64 evaluation as eager fp32 itself. Zero-padded models only
+  (SpeechBrain's reflect padding is refused; "auto" runs those with "torch").
+- "fast", bfloat16 (CPU with AVX512_BF16): the same, with the channel mixing in
   bf16 dot products (float32 sums); everything else stays float32.
-- "eager": the folded generator cast to `dtype` (bfloat16 on CPU uses oneDNN's
-  avx512_bf16 kernels; float16 / bfloat16 on CUDA use tensor cores).
+- "torch": eager PyTorch, the folded generator cast to `dtype` (bfloat16 on CPU
+  uses oneDNN's avx512_bf16 kernels; float16 / bfloat16 on CUDA use tensor cores).
 - "compile": `torch.compile` (inductor; C++/OpenMP on CPU, Triton on CUDA) of
   the folded generator in `dtype`, weights frozen as constants.
 - "cuda-graph" (CUDA): eager in `dtype`, captured once per input shape into a
   CUDA graph and replayed (removes the launch overhead of ~80 small kernels).
-- "auto": "fft" for float32 on CPU, "eager" otherwise.
+- "onnx": onnxruntime on CPU (needs the whole config to export: `Vocoder` and
+  the benchmark build it, not `optimize`).
+- "auto": "fast" for float32 on CPU where the model allows, "torch" otherwise.
 
 How the Vocoder plugs it in (one hook, `Vocoder._generate`): build
 `fast = optimize(generator, dtype, device)` once and call `fast(mel)` where it
@@ -30,7 +39,7 @@ one per thread.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +47,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..models import Generator
-from ..models.generator import FINAL_LRELU_SLOPE, LRELU_SLOPE
+from ..models import generator as definition
+from ..models.generator import ResidualStep, same_padding
 from . import fast_native
 from .fast_conv import (
     FastConv1d,
@@ -48,11 +58,25 @@ from .fast_conv import (
     Workspace,
     default_transform,
 )
-from .fast_native import PANEL, NativeConv1d
+from .fast_native import PANEL, Kernel, NativeConv1d
 
-METHODS = ("auto", "fft", "eager", "compile", "cuda-graph")
+# The synthesis paths: one vocabulary for optimize, Vocoder, the CLI and the benchmark.
+PATHS = ("auto", "fast", "torch", "compile", "cuda-graph", "onnx")
+# Second spellings, accepted wherever a path is named and never deprecated.
+ALIASES = {"fft": "fast", "eager": "torch", "onnxruntime": "onnx"}
+METHODS = tuple(p for p in PATHS if p != "onnx")  # what `optimize` builds
 DeviceLike = Union[str, torch.device, None]
 TransformChoice = Callable[[int], Transform]
+
+
+def path_name(name: str, allowed: Sequence[str] = PATHS, what: str = "synthesis path") -> str:
+    """The `PATHS` name of `name` (an alias gives its path); ConfigError unless it is one of `allowed`."""
+    path = ALIASES.get(name, name) if isinstance(name, str) else name
+    if path not in allowed:
+        names = ", ".join(allowed)
+        aliases = ", ".join(f"{alias} = {target}" for alias, target in ALIASES.items() if target in allowed)
+        raise ConfigError(f"unknown {what} {name!r}; {what}s are {names}" + (f" (also {aliases})" if aliases else ""))
+    return path
 
 
 def folded_copy(generator: Generator, dtype: torch.dtype = torch.float32,
@@ -80,36 +104,92 @@ def _pad_conv(weight: torch.Tensor, bias: torch.Tensor, c_out: int, c_in: int) -
     return w, b
 
 
+def padding_refusal(generator: nn.Module) -> Optional[str]:
+    """Why the fast path cannot run `generator` (a convolution not zero-padded, as SpeechBrain's); None if it can."""
+    for name, module in generator.named_modules():
+        if isinstance(module, nn.Conv1d) and module.padding_mode != "zeros":
+            return (f"the fast path implements zero-padded convolutions; this generator's {name} pads by "
+                    f"{module.padding_mode!r} (SpeechBrain): use the 'torch' path")
+    return None
+
+
+def _residual_steps(block: nn.Module, where: str) -> list[ResidualStep]:
+    """The block's own description of its forward (models/generator.py); ConfigError where there is none to trust."""
+    kind = type(block).__name__
+    owner = {name: next((c for c in type(block).__mro__ if name in c.__dict__), None)
+             for name in ("forward", "residual_steps")}
+    if owner["residual_steps"] is None:
+        raise ConfigError(f"the fast path cannot run {where} ({kind}): it does not describe its forward with "
+                          "residual_steps() (models/generator.py); use the 'torch' path")
+    if owner["forward"] is not owner["residual_steps"] and issubclass(owner["forward"], owner["residual_steps"]):
+        raise ConfigError(f"the fast path cannot run {where} ({kind}): it overrides forward but not "
+                          "residual_steps(); use the 'torch' path")
+    steps = block.residual_steps()
+    sizes = {len(step.convs) for step in steps}
+    if len(sizes) != 1 or not sizes <= {1, 2}:  # the buffer plan of FFTGenerator._stage assumes this
+        raise ConfigError(f"the fast path runs resblocks whose residual steps all have one, or all two, "
+                          f"convolutions; {where} ({kind}) has steps of {sorted(sizes)}")
+    for step in steps:
+        for conv in step.convs:
+            _check_conv(conv, f"{where} ({kind})")
+    return steps
+
+
+def _check_conv(conv: nn.Module, where: str) -> None:
+    """ConfigError unless `conv` is what FastConv1d computes: a biased, zero-padded 'same' stride-1 Conv1d."""
+    if not isinstance(conv, nn.Conv1d):
+        raise ConfigError(f"the fast path runs Conv1d layers in resblocks; {where} has a {type(conv).__name__}")
+    k, d = conv.kernel_size[0], conv.dilation[0]
+    if (conv.stride[0] != 1 or conv.groups != 1 or conv.bias is None or k % 2 == 0
+            or conv.padding_mode != "zeros" or conv.padding not in ((same_padding(k, d),), "same")):
+        raise ConfigError(f"the fast path runs biased, zero-padded, length-preserving stride-1 convolutions; "
+                          f"{where} has {conv}")
+
+
+def _kernel(native: Union[bool, str, None], bf16: bool) -> Optional[Kernel]:
+    """The kernel build FFTGenerator runs (see its `native`), or None for the PyTorch implementation."""
+    if native is False:
+        if bf16:
+            raise ConfigError("bfloat16 FFT synthesis needs the native kernel on a CPU with AVX512_BF16")
+        return None
+    target = "auto" if native is None or native is True else native
+    if target not in fast_native.TARGETS:
+        raise ConfigError(f"unknown native kernel target {target!r}; targets are {', '.join(fast_native.TARGETS)}")
+    found = fast_native.kernel(target)
+    if found is None and (native is not None or bf16):
+        raise ConfigError(f"the native FFT kernel ({target}) is not available: {fast_native.failure(target)}")
+    if bf16 and not found.bf16:
+        raise ConfigError("bfloat16 FFT synthesis needs the native kernel on a CPU with AVX512_BF16")
+    return found
+
+
 class _Stage:
     """One upsampling layer plus its multi-receptive-field fusion, prepared for FFTGenerator."""
 
-    def __init__(self, up: nn.ConvTranspose1d, blocks: list[nn.Module], transforms: TransformChoice,
-                 native: bool, bf16: bool) -> None:
+    def __init__(self, up: nn.ConvTranspose1d, blocks: list[tuple[str, nn.Module]], transforms: TransformChoice,
+                 native: Optional[Kernel], bf16: bool) -> None:
         self.rate = up.stride[0]
         self.c_in, self.channels = _padded(up.in_channels), _padded(up.out_channels)
         # ConvTranspose1d weight is [in, out, k]: pad both channel axes
         w, b = _pad_conv(up.weight.detach().float().transpose(0, 1), up.bias.detach().float(),
                          self.channels, self.c_in)
         self.up = PolyphaseConvTranspose1d(w.transpose(0, 1), b, stride=self.rate, padding=up.padding[0])
-        # each resblock: a list of (first conv, second conv or None):
-        # ResBlock1 x = x + conv2(lrelu(conv1(lrelu(x)))), ResBlock2 x = x + conv1(lrelu(x))
+        # each resblock, from its own description: a list of (first conv, second conv or None, slope) for
+        # x = x + conv2(lrelu(conv1(lrelu(x)))) or x = x + conv1(lrelu(x))
         self.blocks: list[list[tuple]] = []
-        for block in blocks:
-            if hasattr(block, "convs1"):
-                pairs = [(self._conv(c1, transforms, native, bf16), self._conv(c2, transforms, native, bf16))
-                         for c1, c2 in zip(block.convs1, block.convs2)]
-            else:
-                pairs = [(self._conv(c, transforms, native, bf16), None) for c in block.convs]
-            self.blocks.append(pairs)
-        self.convs = [c for pairs in self.blocks for pair in pairs for c in pair if c is not None]
+        for where, block in blocks:
+            steps = _residual_steps(block, where)
+            self.blocks.append([tuple(self._conv(c, transforms, native, bf16) for c in step.convs)
+                                + (None,) * (2 - len(step.convs)) + (step.slope,) for step in steps])
+        self.convs = [c for steps in self.blocks for step in steps for c in step[:2] if c is not None]
         self.max_padding = max(c.padding for c in self.convs)
 
-    def _conv(self, conv: nn.Conv1d, transforms: TransformChoice, native: bool, bf16: bool):
+    def _conv(self, conv: nn.Conv1d, transforms: TransformChoice, native: Optional[Kernel], bf16: bool):
         w, b = _pad_conv(conv.weight.detach().float(), conv.bias.detach().float(), self.channels, self.channels)
         fast = FastConv1d(w, b, dilation=conv.dilation[0], transform=transforms(conv.kernel_size[0]))
-        if not native:
+        if native is None:
             return fast
-        packed = NativeConv1d(fast, bf16=bf16)
+        packed = NativeConv1d(fast, bf16=bf16, native=native)
         fast.release_weights()  # the kernel's packed copy is the only one used from now on
         return packed
 
@@ -124,22 +204,25 @@ class FFTGenerator(nn.Module):
 
     `transforms`: kernel size -> `Transform` for the stride-1 convs (default
     `default_transform`: Winograd F(6, 3) for 3 taps, 32-point FFT up to 11).
-    `native`: use the fused C kernel (default: when it builds on this machine;
-    False forces the PyTorch implementation, same results). `bf16`: mix the
-    spectra in bfloat16 (native kernel on AVX512_BF16 CPUs only; not exact).
+    `native`: the fused C kernel: None (default) when it builds on this machine,
+    True to require it, False for the PyTorch implementation (same results),
+    or a `fast_native.TARGETS` name ("avx2"...) to require that build. `bf16`:
+    mix the spectra in bfloat16 (native kernel on AVX512_BF16 CPUs only; not exact).
+    The structure is read from the model: its resblocks' `residual_steps()` and
+    the activation slopes of models/generator.py; ConfigError for what it cannot run.
     """
 
     def __init__(self, generator: Generator, transforms: Optional[TransformChoice] = None,
-                 native: Optional[bool] = None, bf16: bool = False) -> None:
+                 native: Union[bool, str, None] = None, bf16: bool = False) -> None:
         super().__init__()
+        refusal = padding_refusal(generator)
+        if refusal:
+            raise ConfigError(refusal)
         model = folded_copy(generator, torch.float32, "cpu")
-        if native is None:
-            native = fast_native.available() or bf16
-        if native and not fast_native.available():
-            raise ConfigError(f"the native FFT kernel is not available: {fast_native.failure()}")
-        if bf16 and not (native and fast_native.bf16_available()):
-            raise ConfigError("bfloat16 FFT synthesis needs the native kernel on a CPU with AVX512_BF16")
-        self.native, self.bf16 = native, bf16
+        self.kernel = _kernel(native, bf16)
+        self.native, self.bf16 = self.kernel is not None, bf16
+        # Generator.forward's own activations, read from its module when the path is built
+        self.up_slope, self.final_slope = definition.LRELU_SLOPE, definition.FINAL_LRELU_SLOPE
         self.n_mels = model.n_mels
         self.hop_length = model.hop_length
         self.num_kernels = model.num_kernels
@@ -152,7 +235,8 @@ class FFTGenerator(nn.Module):
         self.post_padding = model.conv_post.padding[0]
         n = model.num_kernels
         transforms = transforms or default_transform
-        self.stages = [_Stage(up, list(model.resblocks[i * n:(i + 1) * n]), transforms, native, bf16)
+        self.stages = [_Stage(up, [(f"resblocks.{j}", model.resblocks[j]) for j in range(i * n, (i + 1) * n)],
+                              transforms, self.kernel, bf16)
                        for i, up in enumerate(model.ups)]
         self.gap = self._gap_frames()
         self.workspace = Workspace()
@@ -200,7 +284,7 @@ class FFTGenerator(nn.Module):
         for stage in self.stages:
             source, layout = self._stage(stage, source, layout)
         h = torch.empty(layout.batch, layout.length, self.post_channels)
-        _leaky_relu_into(source[..., :self.post_channels], FINAL_LRELU_SLOPE, h)
+        _leaky_relu_into(source[..., :self.post_channels], self.final_slope, h)
         y = F.conv1d(h.transpose(1, 2), self.post_weight, self.post_bias, padding=self.post_padding)
         return torch.tanh(y)
 
@@ -211,7 +295,7 @@ class FFTGenerator(nn.Module):
         # upsampling input: lrelu(source) in a zeroed sequence with margins for the polyphase taps
         u_origin = max(0, -up.min_offset)
         u = ws.zeros("u", (u_origin + layout.total + max(0, up.max_offset), stage.c_in), source)
-        _leaky_relu_into(source, LRELU_SLOPE, layout.valid(u, u_origin)[..., :source.shape[-1]])
+        _leaky_relu_into(source, self.up_slope, layout.valid(u, u_origin)[..., :source.shape[-1]])
         layout = layout.scaled(stage.rate)
         total, origin, c = layout.total, stage.max_padding, stage.channels
         rows = stage.rows(total)
@@ -223,17 +307,17 @@ class FFTGenerator(nn.Module):
             buffer[:origin].zero_()
             buffer[origin + total:].zero_()
         layout.zero_invalid(x0, origin, total)
-        for index, pairs in enumerate(stage.blocks):
-            spare = [tmp, h] if index > 0 else [acc, tmp] if len(pairs) % 2 else [tmp, acc]
+        for index, steps in enumerate(stage.blocks):
+            spare = [tmp, h] if index > 0 else [acc, tmp] if len(steps) % 2 else [tmp, acc]
             current = x0
-            for conv1, conv2 in pairs:
+            for conv1, conv2, slope in steps:
                 if conv2 is None:  # x = x + conv(lrelu(x)), ping-pong between two buffers
                     target = spare[0] if current is not spare[0] else spare[1]
-                    conv1(current, origin, layout, target, current, ws, LRELU_SLOPE)
+                    conv1(current, origin, layout, target, current, ws, slope)
                 else:  # x = x + conv2(lrelu(conv1(lrelu(x)))), in place after the first pair
                     target = (acc if index == 0 else tmp) if current is x0 else current
-                    conv1(current, origin, layout, h, None, ws, LRELU_SLOPE)
-                    conv2(h, origin, layout, target, current, ws, LRELU_SLOPE)
+                    conv1(current, origin, layout, h, None, ws, slope)
+                    conv2(h, origin, layout, target, current, ws, slope)
                 current = target
             if index > 0:
                 acc[origin:origin + covered].add_(current[origin:origin + covered])
@@ -248,18 +332,19 @@ def optimize(generator: Generator, dtype: torch.dtype = torch.float32, device: D
              method: str = "auto", **options) -> nn.Module:
     """A module mel [B, n_mels, T] -> float32 audio [B, 1, T * hop] computing `generator` faster.
 
-    `method`: see the module docstring. `options`: "fft" takes `block`;
-    "compile" takes `mode` (torch.compile mode). Raises ConfigError for
-    combinations that do not exist (e.g. "fft" in bfloat16 or on CUDA).
+    `method`: one of `METHODS` or an alias (module docstring). `options`:
+    "fast" takes `transforms` and `native`; "compile" takes `mode` (torch.compile
+    mode). Raises ConfigError for combinations that do not exist (e.g. "fast"
+    in float16 or on CUDA, or on a reflect-padded model).
     """
     device = torch.device(device) if device is not None else torch.device("cpu")
-    if method not in METHODS:
-        raise ConfigError(f"unknown synthesis method {method!r}; methods are {', '.join(METHODS)}")
+    method = path_name(method, METHODS, "synthesis method")
     if method == "auto":
-        method = "fft" if device.type == "cpu" and dtype == torch.float32 else "eager"
-    if method == "fft":
+        fits = device.type == "cpu" and dtype == torch.float32 and padding_refusal(generator) is None
+        method = "fast" if fits else "torch"
+    if method == "fast":
         if device.type != "cpu" or dtype not in (torch.float32, torch.bfloat16):
-            raise ConfigError("method 'fft' runs on CPU in float32 (exact) or bfloat16")
+            raise ConfigError("method 'fast' runs on CPU in float32 (exact) or bfloat16")
         return FFTGenerator(generator, bf16=dtype == torch.bfloat16, **options)
     if device.type == "cpu" and dtype == torch.float16:
         raise ConfigError("float16 on CPU has no fast kernels; use bfloat16 (or float32)")

@@ -1,13 +1,24 @@
-"""The fused fast-convolution kernel (C source in `fast_kernels.py`): built once with the system C compiler, called via ctypes.
+"""The fused fast-convolution kernel (C source in `native/`): built once with the system C compiler, called via ctypes.
 
 Why C: in PyTorch a fast convolution is five passes over tensors of tens of MB
 (activated input, spectra, mixed spectra, outputs, residual) and ~20 small GEMM
 calls per layer; the fused kernel keeps a chunk of frames in L2 and touches
-memory once, which makes it ~1.5x faster than the same algorithms in PyTorch. The kernel needs
-AVX-512 and a C compiler (gcc/cc) at first use; the shared library is cached
-under `$HIFIGAN_CACHE_DIR` (default `~/.cache/hifigan/kernels`), keyed by the
-source and the compiler command. Without them `available()` is False and the
-callers use the PyTorch implementation in fast_conv.py (same results).
+memory once, which makes it ~1.5x faster than the same algorithms in PyTorch.
+
+Targets (`TARGETS`): one source builds for AVX-512, AVX2 + FMA and 64-bit ARM
+NEON, the compiler's own macros choosing the vector code (native/hg_simd.h);
+every variant computes the same sums in the same order. "auto" builds with
+-march=native, so it gets the best of them this CPU has; "avx512", "avx2" and
+"neon" ask for one (e.g. to check a variant on a machine that has more). The
+kernel needs a C compiler (gcc/cc/clang) at first use; the shared library is
+cached under `$HIFIGAN_CACHE_DIR` (default `~/.cache/hifigan/kernels`), keyed by
+every source file, the compiler command and this CPU. Without them `available()`
+is False, `failure()` says why, and the callers use the PyTorch implementation
+in fast_conv.py (same results).
+
+Shared structures: native/hg_fast.h defines `hg_conv` and `hg_layout`, and the
+library reports their layout (`hg_field`); the ctypes mirrors below are checked
+against it at load, and a mismatch refuses the kernel instead of corrupting memory.
 
 Threads: the kernel is built with OpenMP and linked to `libgomp.so.1`, which
 resolves to the copy PyTorch has already loaded, so it runs on PyTorch's own
@@ -28,20 +39,28 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
+from . import fast_kernels
 from .fast_conv import FastConv1d, SequenceLayout
-from .fast_kernels import SOURCE
 
-FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-std=gnu11"]
+FLAGS = ["-O3", "-shared", "-fPIC", "-std=gnu11"]
+# Instruction-set flags per target; the source picks its vector code from the macros they define.
+TARGETS: dict[str, tuple[str, ...]] = {
+    "auto": ("-march=native",),  # the best this CPU has: AVX-512, else AVX2 + FMA, else NEON
+    "avx512": ("-mavx512f", "-mfma"),  # without bf16 mixing, which only "auto" enables (where the CPU has it)
+    "avx2": ("-mavx2", "-mfma"),
+    "neon": ("-march=armv8-a",),  # 64-bit ARM (NEON is part of the architecture)
+}
 # OpenMP: the library then needs libgomp.so.1, which resolves to the copy PyTorch already
 # loaded, so the kernel shares PyTorch's (spinning, ready) threads
 OPENMP = ["-fopenmp"]
 PANEL = 16  # channel counts are padded to a multiple of this for the kernel
 
 
+# ctypes mirrors of the structures of native/hg_fast.h (their definition), checked at load
 class _Conv(ctypes.Structure):
     _fields_ = [
         ("c_in", ctypes.c_int), ("c_out", ctypes.c_int),
@@ -66,8 +85,7 @@ class _Layout(ctypes.Structure):
 
 
 _lock = threading.Lock()
-_library: Optional[ctypes.CDLL] = None
-_failure: Optional[str] = None
+_kernels: dict[str, Union["Kernel", str]] = {}  # target -> its loaded kernel, or why there is none
 _pool: Optional[ThreadPoolExecutor] = None
 _pool_size = 0
 
@@ -94,75 +112,169 @@ def _cpu_identity() -> str:
     return "\n".join(dict.fromkeys(wanted))
 
 
-def _compile(compiler: str, source: bytes, flags: list[str]) -> Path:
-    identity = " ".join([compiler] + flags) + _cpu_identity()
-    key = hashlib.sha256(source + identity.encode()).hexdigest()[:16]
-    target = cache_dir() / f"hifigan_fast_{key}.so"
+def compile_library(compiler: str, sources: dict[str, bytes], flags: list[str], label: str = "auto") -> Path:
+    """The shared library of `sources` built with `compiler` and `flags`, from the cache when it is there.
+
+    The key hashes every source file (name and text), the compiler command and
+    this CPU; `label` (the target) only makes the file name readable.
+    """
+    digest = hashlib.sha256((" ".join([compiler] + flags) + _cpu_identity()).encode())
+    for name, text in sources.items():
+        digest.update(name.encode() + b"\0" + text + b"\0")
+    target = cache_dir() / f"hifigan_fast_{label}_{digest.hexdigest()[:16]}.so"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            for name, text in sources.items():
+                (Path(tmp) / name).write_bytes(text)
             built = Path(tmp) / target.name
-            code = Path(tmp) / "fast_kernels.c"
-            code.write_bytes(source)
-            result = subprocess.run([compiler, *flags, str(code), "-o", str(built)],
+            result = subprocess.run([compiler, *flags, str(Path(tmp) / fast_kernels.MAIN), "-o", str(built)],
                                     capture_output=True, text=True)
             if result.returncode != 0:
-                raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[:500]}")
+                raise RuntimeError(f"{compiler} failed: {' '.join(result.stderr.split())[:400]}")
             os.replace(built, target)  # atomic: concurrent builders agree on the result
     return target
 
 
-def _build() -> ctypes.CDLL:
+# ---- the structures C and Python share -------------------------------------------------------
+
+
+def _mirrors() -> dict[str, type[ctypes.Structure]]:
+    """C structure name -> its ctypes mirror (looked up at call time)."""
+    return {"hg_conv": _Conv, "hg_layout": _Layout}
+
+
+Fields = list[tuple[str, int, int]]  # (name, offset, size) in declaration order
+
+
+def c_structures(lib: ctypes.CDLL) -> dict[str, tuple[int, Fields]]:
+    """The library's own layout table: structure -> (sizeof, fields)."""
+    structure, member = ctypes.c_char_p(), ctypes.c_char_p()
+    offset, size = ctypes.c_long(), ctypes.c_long()
+    sizes: dict[str, int] = {}
+    fields: dict[str, Fields] = {}
+    index = 0
+    while lib.hg_field(index, ctypes.byref(structure), ctypes.byref(member), ctypes.byref(offset),
+                       ctypes.byref(size)):
+        name, field = structure.value.decode(), member.value.decode()
+        if field:
+            fields.setdefault(name, []).append((field, offset.value, size.value))
+        else:  # the structure's own entry: its size
+            sizes[name] = size.value
+        index += 1
+    return {name: (sizes.get(name, 0), fields.get(name, [])) for name in sizes.keys() | fields.keys()}
+
+
+def _python_fields(mirror: type[ctypes.Structure]) -> Fields:
+    return [(name, getattr(mirror, name).offset, getattr(mirror, name).size) for name, *_ in mirror._fields_]
+
+
+def _difference(c: Fields, python: Fields) -> str:
+    for (c_name, c_offset, c_size), (py_name, py_offset, py_size) in zip(c, python):
+        if c_name != py_name:
+            return f"C has field {c_name!r} where Python has {py_name!r}"
+        if (c_offset, c_size) != (py_offset, py_size):
+            return (f"field {c_name!r} is at offset {c_offset} with size {c_size} in C, "
+                    f"offset {py_offset} with size {py_size} in Python")
+    longer, side = (c, "C") if len(c) > len(python) else (python, "Python")
+    return f"only {side} has field {longer[min(len(c), len(python))][0]!r}"
+
+
+def layout_mismatch(lib: ctypes.CDLL, mirrors: Optional[dict[str, type[ctypes.Structure]]] = None) -> Optional[str]:
+    """Why the ctypes mirrors differ from the library's structures (names, order, offsets, sizes); None if equal."""
+    table = c_structures(lib)
+    for name, mirror in (mirrors or _mirrors()).items():
+        if name not in table:
+            return f"the kernel library defines no structure {name}"
+        size, c_fields = table[name]
+        python = _python_fields(mirror)
+        where = f"fast_native.{mirror.__name__} does not match {name} of native/hg_fast.h"
+        if c_fields != python:
+            return f"{where}: {_difference(c_fields, python)}"
+        if size != ctypes.sizeof(mirror):
+            return f"{where}: {size} bytes in C, {ctypes.sizeof(mirror)} in Python"
+    return None
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+
+class Kernel:
+    """One loaded build of the C kernel: the vector code it runs (`variant`), bf16, OpenMP."""
+
+    def __init__(self, lib: ctypes.CDLL, target: str) -> None:
+        lib.hg_field.restype = ctypes.c_int
+        lib.hg_field.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p),
+                                 ctypes.POINTER(ctypes.c_long), ctypes.POINTER(ctypes.c_long)]
+        mismatch = layout_mismatch(lib)
+        if mismatch:
+            raise RuntimeError(mismatch)
+        lib.hg_variant.restype = ctypes.c_char_p
+        for name in ("hg_cpu_supported", "hg_has_bf16", "hg_openmp", "hg_fft_conv"):
+            getattr(lib, name).restype = ctypes.c_int
+        lib.hg_fft_conv.argtypes = [
+            ctypes.POINTER(_Conv), ctypes.POINTER(_Layout), ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_void_p, ctypes.c_long, ctypes.c_int, ctypes.c_long, ctypes.c_long, ctypes.c_int,
+        ]
+        self.variant = lib.hg_variant().decode()
+        if not self.variant:
+            raise RuntimeError(f"the {target} build has no vector code for this CPU (the kernel needs "
+                               "AVX-512, AVX2 with FMA, or 64-bit ARM NEON)")
+        if not lib.hg_cpu_supported():
+            raise RuntimeError(f"this CPU lacks instructions the {target} build ({self.variant}) uses")
+        self.lib, self.target = lib, target
+        self.bf16 = bool(lib.hg_has_bf16())
+        self.openmp = bool(lib.hg_openmp())
+
+    def __repr__(self) -> str:
+        return f"Kernel({self.target!r}: {self.variant}{', bf16' if self.bf16 else ''})"
+
+
+def _build(target: str) -> Kernel:
     compiler = _compiler()
     if compiler is None:
         raise RuntimeError("no C compiler (gcc, cc or clang) on PATH")
-    source = SOURCE.encode()
+    sources = fast_kernels.sources()
+    flags = FLAGS + list(TARGETS[target])
     try:
-        library = ctypes.CDLL(str(_compile(compiler, source, FLAGS + OPENMP)))
+        lib = ctypes.CDLL(str(compile_library(compiler, sources, flags + OPENMP, target)))
     except (RuntimeError, OSError):  # no OpenMP (compiler or runtime): threads come from Python
-        library = ctypes.CDLL(str(_compile(compiler, source, FLAGS)))
-    library.hg_has_avx512.restype = ctypes.c_int
-    library.hg_has_bf16.restype = ctypes.c_int
-    library.hg_openmp.restype = ctypes.c_int
-    library.hg_fft_conv.restype = ctypes.c_int
-    library.hg_fft_conv.argtypes = [
-        ctypes.POINTER(_Conv), ctypes.POINTER(_Layout), ctypes.c_void_p, ctypes.c_void_p,
-        ctypes.c_void_p, ctypes.c_long, ctypes.c_int, ctypes.c_long, ctypes.c_long, ctypes.c_int,
-    ]
-    if not library.hg_has_avx512():
-        raise RuntimeError("this CPU (or compiler) has no AVX-512")
-    return library
+        lib = ctypes.CDLL(str(compile_library(compiler, sources, flags, target)))
+    return Kernel(lib, target)
 
 
-def library() -> Optional[ctypes.CDLL]:
-    """The loaded kernel library, building it on first use; None if it cannot be had (see `failure`)."""
-    global _library, _failure
+def kernel(target: str = "auto") -> Optional[Kernel]:
+    """The kernel built for `target` (a key of TARGETS), built on first use; None if it cannot be had (`failure`)."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown kernel target {target!r}; targets are {', '.join(TARGETS)}")
     with _lock:
-        if _library is None and _failure is None:
+        if target not in _kernels:
             if os.environ.get("HIFIGAN_NO_NATIVE"):
-                _failure = "disabled by HIFIGAN_NO_NATIVE"
+                _kernels[target] = "disabled by HIFIGAN_NO_NATIVE"
             else:
                 try:
-                    _library = _build()
+                    _kernels[target] = _build(target)
                 except (OSError, RuntimeError) as exc:
-                    _failure = str(exc)
-        return _library
+                    _kernels[target] = str(exc)
+        found = _kernels[target]
+    return found if isinstance(found, Kernel) else None
 
 
-def available() -> bool:
-    return library() is not None
+def available(target: str = "auto") -> bool:
+    return kernel(target) is not None
 
 
-def bf16_available() -> bool:
+def bf16_available(target: str = "auto") -> bool:
     """Whether the kernel can mix in bfloat16 (AVX512_BF16 dot products)."""
-    lib = library()
-    return lib is not None and bool(lib.hg_has_bf16())
+    found = kernel(target)
+    return found is not None and found.bf16
 
 
-def failure() -> Optional[str]:
-    """Why the native kernel is not available (None if it is or was not tried)."""
-    library()
-    return _failure
+def failure(target: str = "auto") -> Optional[str]:
+    """Why the kernel for `target` is not available (None if it is)."""
+    kernel(target)
+    found = _kernels.get(target)
+    return found if isinstance(found, str) else None
 
 
 def _threads(count: int) -> ThreadPoolExecutor:
@@ -184,13 +296,18 @@ class NativeConv1d:
     """A `FastConv1d` run by the fused C kernel, with leaky ReLU on its input fused in.
 
     Needs channel counts that are multiples of `PANEL` (pad with zero channels).
+    `native`: the kernel build to run (default: the "auto" target's).
     """
 
-    def __init__(self, conv: FastConv1d, bf16: bool = False) -> None:
+    def __init__(self, conv: FastConv1d, bf16: bool = False, native: Optional[Kernel] = None) -> None:
         if conv.c_in % PANEL or conv.c_out % PANEL:
             raise ValueError(f"channels must be multiples of {PANEL}")
-        if bf16 and not bf16_available():
+        native = native or kernel()
+        if native is None:
+            raise RuntimeError(f"the native kernel is not available: {failure()}")
+        if bf16 and not native.bf16:
             raise RuntimeError("bfloat16 mixing needs a CPU with AVX512_BF16")
+        self.native = native
         self.conv = conv
         self.padding = conv.padding
         weights, weights16, starts, sizes, panels = [], [], [], [], []
@@ -237,7 +354,7 @@ class NativeConv1d:
     def __call__(self, source: torch.Tensor, origin: int, layout: SequenceLayout, out: torch.Tensor,
                  base: Optional[torch.Tensor], workspace=None, slope: float = 0.01) -> None:
         """As `FastConv1d.__call__` (same buffers and rows); `workspace` is unused."""
-        lib = library()
+        lib = self.native.lib
         self.desc.slope = float(slope)
         conv = self.conv
         frames = conv.frames(layout.total)
@@ -271,7 +388,7 @@ class NativeConv1d:
 
         if threads == 1:
             codes = [run(0, tasks)]
-        elif lib.hg_openmp():
+        elif self.native.openmp:
             codes = [run(0, tasks, threads)]
         else:
             bounds = [tasks * i // threads for i in range(threads + 1)]
@@ -279,4 +396,5 @@ class NativeConv1d:
             futures = [pool.submit(run, bounds[i], bounds[i + 1]) for i in range(1, threads)]
             codes = [run(bounds[0], bounds[1])] + [f.result() for f in futures]
         if any(codes):
-            raise RuntimeError(f"the FFT convolution kernel failed (code {min(codes)}: -1 no memory, -2 no bf16)")
+            raise RuntimeError(f"the FFT convolution kernel failed (code {min(codes)}: -1 no memory, -2 no bf16, "
+                               "-3 no vector code)")

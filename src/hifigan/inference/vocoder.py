@@ -18,7 +18,9 @@ training goes through this class; the CLI is a thin layer over it.
 - `backend`: "auto" (default) runs the fast CPU path of `fast.py` on CPU
   (exact in float32; bf16 mixing in bfloat16 where the CPU has avx512_bf16)
   and eager PyTorch on CUDA; "fast", "torch" (eager) and "onnx"
-  (onnxruntime on CPU) pick one.
+  (onnxruntime on CPU) pick one. These are names of `fast.PATHS`, the one
+  vocabulary of synthesis paths; its aliases ("fft", "eager", "onnxruntime")
+  are accepted too, and `vocoder.backend` says which path runs.
 
 `_generate` is the single place where the generator runs.
 """
@@ -40,13 +42,14 @@ from ..config import HiFiGANConfig
 from ..errors import ConfigError, DataError
 from ..models import Generator
 from .denoiser import BiasMode, Denoiser
+from .fast import PATHS, path_name
 from .inputs import mel_value_range
 from .receptive_field import ReceptiveField, receptive_field
 from .streaming import WindowedStream
 
 DeviceLike = Union[str, torch.device, None]
 MelLike = Union[torch.Tensor, np.ndarray]
-BACKENDS = ("auto", "fast", "torch", "onnx")
+BACKENDS = tuple(p for p in PATHS if p not in ("compile", "cuda-graph"))  # the paths a Vocoder runs
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 CHUNK_FRAMES = 4000  # longer mels are synthesized window by window (bounded memory, same audio)
 # An API mel beyond [floor - 3 span, top + 3 span] of what the front end makes is no mel of this model
@@ -174,8 +177,7 @@ class Vocoder:
         self._denoiser: Optional[Denoiser] = None
         self._session = None
         self._fast = None  # the fast CPU module (fast.py), when that backend runs
-        if backend not in BACKENDS:
-            raise ConfigError(f"unknown backend {backend!r}; backends are {', '.join(BACKENDS)}")
+        backend = path_name(backend, BACKENDS, "backend")
         self.backend = backend
         if backend == "onnx":
             if self.device.type != "cpu":

@@ -6,6 +6,7 @@ a torch parametrization, folded away by `fold_weight_norm()` for inference.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -52,6 +53,20 @@ def fold_weight_parametrization(module: nn.Module) -> None:
     module.weight = nn.Parameter(weight, requires_grad=requires_grad)
 
 
+@dataclass(frozen=True)
+class ResidualStep:
+    """One residual step of a resblock: x = x + convs[-1](lrelu(... convs[0](lrelu(x, slope)) ...)).
+
+    Each resblock describes its own `forward` with these (`residual_steps()`), so
+    the fast CPU path (inference/fast.py) follows the model's definition instead
+    of telling block kinds apart by their attribute names; a block without the
+    description is refused there, not mis-read.
+    """
+
+    convs: tuple[nn.Conv1d, ...]
+    slope: float
+
+
 class ResBlock1(nn.Module):
     """Pairs of (dilated conv, plain conv), each pair residual (V1, V2)."""
 
@@ -77,6 +92,10 @@ class ResBlock1(nn.Module):
             x = x + residual
         return x
 
+    def residual_steps(self) -> list[ResidualStep]:
+        """`forward` as data: per dilation, x = x + conv2(lrelu(conv1(lrelu(x))))."""
+        return [ResidualStep((conv1, conv2), LRELU_SLOPE) for conv1, conv2 in zip(self.convs1, self.convs2)]
+
 
 class ResBlock2(nn.Module):
     """Single dilated convs, each residual (V3)."""
@@ -95,6 +114,10 @@ class ResBlock2(nn.Module):
         for conv in self.convs:
             x = x + conv(F.leaky_relu(x, LRELU_SLOPE))
         return x
+
+    def residual_steps(self) -> list[ResidualStep]:
+        """`forward` as data: per dilation, x = x + conv(lrelu(x))."""
+        return [ResidualStep((conv,), LRELU_SLOPE) for conv in self.convs]
 
 
 class Generator(nn.Module):

@@ -1,0 +1,427 @@
+/* Fused short-block FFT convolution for HiFi-GAN synthesis on CPUs with AVX-512,
+ * AVX2 + FMA or 64-bit ARM NEON (hg_simd.h picks the vector code at compile time).
+ *
+ * One call computes, for a range of frames of one stride-1 Conv1d layer,
+ *   out[t] = base[t] + bias + conv(leaky_relu(src))[t]
+ * on time-major [time, channels] float32 sequences, by overlap-save with a
+ * real DFT of length N done as small matrix products:
+ *   analysis   X_f = A (N x N) . lrelu(frame_f) (N x C_in)        per frame
+ *   mixing     Y_g = X_g . W_g                                     per DFT bin group
+ *   synthesis  out rows = S (hop x N) . Y_f (N x C_out)            per frame
+ * Everything of a chunk of frames stays in L2; only the input, the base and
+ * the output touch memory. All products use one register-tile kernel (MR rows
+ * of 16 or 32 columns) with fused multiply-adds in float32.
+ *
+ * Rows outside the valid examples (gaps between batch items, the tail) are
+ * written as zero, so they stay the next layer's zero padding.
+ * The structures are declared in hg_fast.h, which is their one definition.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hg_fast.h"
+#include "hg_simd.h"
+
+/* ---- the layout table Python checks its ctypes mirrors against ---------------------- */
+
+typedef struct {
+    const char *structure, *field;
+    long offset, size;
+} hg_field_info;
+
+#define HG_CONV_ENTRY(type, name) {"hg_conv", #name, (long)offsetof(hg_conv, name), (long)sizeof(((hg_conv *)0)->name)},
+#define HG_LAYOUT_ENTRY(type, name) \
+    {"hg_layout", #name, (long)offsetof(hg_layout, name), (long)sizeof(((hg_layout *)0)->name)},
+
+static const hg_field_info hg_fields[] = {
+    {"hg_conv", "", 0, (long)sizeof(hg_conv)},
+    HG_CONV_FIELDS(HG_CONV_ENTRY)
+    {"hg_layout", "", 0, (long)sizeof(hg_layout)},
+    HG_LAYOUT_FIELDS(HG_LAYOUT_ENTRY)
+};
+
+int hg_field(int index, const char **structure, const char **field, long *offset, long *size) {
+    if (index < 0 || index >= (int)(sizeof(hg_fields) / sizeof(hg_fields[0]))) return 0;
+    *structure = hg_fields[index].structure;
+    *field = hg_fields[index].field;
+    *offset = hg_fields[index].offset;
+    *size = hg_fields[index].size;
+    return 1;
+}
+
+/* ---- what this build is ---------------------------------------------------------------- */
+
+const char *hg_variant(void) { return HG_VARIANT; }
+
+int hg_cpu_supported(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    int ok = 1;
+    __builtin_cpu_init();
+#ifdef __AVX512F__
+    ok = ok && __builtin_cpu_supports("avx512f");
+#endif
+#ifdef __AVX2__
+    ok = ok && __builtin_cpu_supports("avx2");
+#endif
+#ifdef __FMA__
+    ok = ok && __builtin_cpu_supports("fma");
+#endif
+    return ok;
+#else
+    return 1; /* 64-bit ARM: NEON is part of the architecture */
+#endif
+}
+
+int hg_has_bf16(void) {
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int hg_openmp(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+#ifdef HG_SIMD
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* Sums over long K run in blocks of KB, each added to the output: rounding error then grows
+ * with KB + K / KB terms instead of K (as in blocked BLAS), keeping the path as accurate as
+ * direct convolution. */
+#define KB 64
+
+ALWAYS_INLINE void store(float *p, vf v, int acc) { v_store(p, acc ? v_add(v_load(p), v) : v); }
+
+/* One register tile: C[i][0:nv VL] (+)= sum_k A[i][k] B[k][0:nv VL] for i < mr (rows past mr
+ * repeat the last one and are not stored); B optionally leaky-ReLU'd on load. */
+ALWAYS_INLINE void tile(const int nv, const int lrelu, int mr, int K, const float *A, long lda,
+                        const float *B, long ldb, float slope, float *C, long ldc, int acc) {
+    vf c[MR][NV];
+    const float *a[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+        a[i] = A + (long)(i < mr ? i : mr - 1) * lda;
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) c[i][v] = v_zero();
+    }
+    const vf s = v_set1(slope);
+    for (int k = 0; k < K; k++) {
+        vf b[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) {
+            b[v] = v_load(B + (long)k * ldb + v * VL);
+            if (lrelu) b[v] = v_max(b[v], v_mul(b[v], s));
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            const vf av = v_set1(a[i][k]);
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++) c[i][v] = v_fmadd(av, b[v], c[i][v]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+        if (i >= mr) break;
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) store(C + (long)i * ldc + v * VL, c[i][v], acc);
+    }
+}
+
+/* C[i][0:W] (+)= sum_k A[i][k] * B[k][0:W] for a panel of W (16 or 32) columns: register
+ * tiles of up to NV vectors side by side. */
+ALWAYS_INLINE void panel(const int W, const int lrelu, int mr, int K, const float *A, long lda,
+                         const float *B, long ldb, float slope, float *C, long ldc, int acc) {
+    const int nv = W / VL < NV ? W / VL : NV;
+    for (int j = 0; j < W; j += nv * VL)
+        tile(nv, lrelu, mr, K, A, lda, B + j, ldb, slope, C + j, ldc, acc);
+}
+
+#define DEFINE_PANEL(NAME, W, LRELU)                                                        \
+    static void NAME(int mr, int K, const float *A, long lda, const float *B, long ldb,    \
+                     float slope, float *C, long ldc, int acc) {                            \
+        panel(W, LRELU, mr, K, A, lda, B, ldb, slope, C, ldc, acc);                         \
+    }
+DEFINE_PANEL(kern32, 32, 0)
+DEFINE_PANEL(kern32_lrelu, 32, 1)
+DEFINE_PANEL(kern16, 16, 0)
+DEFINE_PANEL(kern16_lrelu, 16, 1)
+
+/* A complex DFT bin from its compact weights: for output columns j of one tile,
+ *   Cr[i][j] = sum_k Ar[i][k] Hr[k][j] - Ai[i][k] Hi[k][j]
+ *   Ci[i][j] = sum_k Ar[i][k] Hi[k][j] + Ai[i][k] Hr[k][j]
+ * (the 2x2 real block [[Hr, Hi], [-Hi, Hr]] without storing it: half the weight memory). */
+ALWAYS_INLINE void ctile(const int nv, int mr, int K, const float *Ar, const float *Ai, long lda,
+                         const float *Br, const float *Bi, long ldb, float *Cr, float *Ci, long ldc,
+                         int acc) {
+    vf re[MRC][NVC], im[MRC][NVC];
+    const float *ar[MRC], *ai[MRC];
+#pragma GCC unroll 8
+    for (int i = 0; i < MRC; i++) {
+        const long row = (long)(i < mr ? i : mr - 1) * lda;
+        ar[i] = Ar + row;
+        ai[i] = Ai + row;
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) re[i][v] = im[i][v] = v_zero();
+    }
+    for (int k = 0; k < K; k++) {
+        vf hr[NVC], hi[NVC];
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) {
+            hr[v] = v_load(Br + (long)k * ldb + v * VL);
+            hi[v] = v_load(Bi + (long)k * ldb + v * VL);
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < MRC; i++) {
+            const vf xr = v_set1(ar[i][k]), xi = v_set1(ai[i][k]);
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++) {
+                re[i][v] = v_fnmadd(xi, hi[v], v_fmadd(xr, hr[v], re[i][v]));
+                im[i][v] = v_fmadd(xi, hr[v], v_fmadd(xr, hi[v], im[i][v]));
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MRC; i++) {
+        if (i >= mr) break;
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) {
+            store(Cr + (long)i * ldc + v * VL, re[i][v], acc);
+            store(Ci + (long)i * ldc + v * VL, im[i][v], acc);
+        }
+    }
+}
+
+/* One panel of W columns (rows of Br, Bi at stride W): tiles of up to NVC vectors. */
+ALWAYS_INLINE void cpanel(const int W, int mr, int K, const float *Ar, const float *Ai, long lda,
+                          const float *Br, const float *Bi, float *Cr, float *Ci, long ldc, int acc) {
+    const int nv = W / VL < NVC ? W / VL : NVC;
+    for (int j = 0; j < W; j += nv * VL)
+        ctile(nv, mr, K, Ar, Ai, lda, Br + j, Bi + j, W, Cr + j, Ci + j, ldc, acc);
+}
+
+static void kernc32(int mr, int K, const float *Ar, const float *Ai, long lda, const float *Br,
+                    const float *Bi, float *Cr, float *Ci, long ldc, int acc) {
+    cpanel(32, mr, K, Ar, Ai, lda, Br, Bi, Cr, Ci, ldc, acc);
+}
+
+static void kernc16(int mr, int K, const float *Ar, const float *Ai, long lda, const float *Br,
+                    const float *Bi, float *Cr, float *Ci, long ldc, int acc) {
+    cpanel(16, mr, K, Ar, Ai, lda, Br, Bi, Cr, Ci, ldc, acc);
+}
+
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+/* C[i][0:W] = sum over k-pairs of A[i][2kk:2kk+2] . B[kk][j][0:2]: bf16 pairs, float32 sums.
+ * A rows are bf16 with K contiguous; B is one packed panel [K/2][W][2]. AVX-512 only. */
+#define DEFINE_BF16(NAME, W)                                                                \
+static void NAME(int mr, int K2, const uint16_t *A, long lda, const uint16_t *B,            \
+                 float *C, long ldc) {                                                       \
+    __m512 c0[MR], c1[MR];                                                                  \
+    const uint32_t *a[MR];                                                                  \
+    for (int i = 0; i < MR; i++) {                                                          \
+        a[i] = (const uint32_t *)(A + (long)(i < mr ? i : mr - 1) * lda);                   \
+        c0[i] = _mm512_setzero_ps();                                                        \
+        c1[i] = _mm512_setzero_ps();                                                        \
+    }                                                                                       \
+    for (int kk = 0; kk < K2; kk++) {                                                       \
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)(B + (long)kk * 2 * W));   \
+        __m512bh b1 = b0;                                                                   \
+        if (W == 32) b1 = (__m512bh)_mm512_loadu_si512((const void *)(B + (long)kk * 2 * W + 32)); \
+        _Pragma("GCC unroll 12")                                                            \
+        for (int i = 0; i < MR; i++) {                                                      \
+            __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[i][kk]);                      \
+            c0[i] = _mm512_dpbf16_ps(c0[i], av, b0);                                        \
+            if (W == 32) c1[i] = _mm512_dpbf16_ps(c1[i], av, b1);                           \
+        }                                                                                   \
+    }                                                                                       \
+    for (int i = 0; i < mr; i++) {                                                          \
+        _mm512_storeu_ps(C + (long)i * ldc, c0[i]);                                         \
+        if (W == 32) _mm512_storeu_ps(C + (long)i * ldc + 16, c1[i]);                       \
+    }                                                                                       \
+}
+DEFINE_BF16(kern32_bf16, 32)
+DEFINE_BF16(kern16_bf16, 16)
+
+/* float32 -> bfloat16, round to nearest even (count a multiple of 16). */
+static void to_bf16(const float *src, uint16_t *dst, long count) {
+    for (long i = 0; i < count; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
+}
+#endif
+
+
+/* C (M x ncols) = A (M x K) . B (K x ncols), B rows at stride ldb (plain, not packed). */
+static void gemm_plain(int M, int K, int ncols, const float *A, long lda, const float *B, long ldb,
+                       int lrelu, float slope, float *C, long ldc) {
+    int j = 0;
+    for (; j + 32 <= ncols; j += 32)
+        for (int i = 0; i < M; i += MR)
+            (lrelu ? kern32_lrelu : kern32)(M - i < MR ? M - i : MR, K, A + (long)i * lda, lda,
+                                           B + j, ldb, slope, C + (long)i * ldc + j, ldc, 0);
+    for (; j < ncols; j += 16)
+        for (int i = 0; i < M; i += MR)
+            (lrelu ? kern16_lrelu : kern16)(M - i < MR ? M - i : MR, K, A + (long)i * lda, lda,
+                                           B + j, ldb, slope, C + (long)i * ldc + j, ldc, 0);
+}
+
+static inline int row_valid(const hg_layout *lay, long t) {
+    long r = t - lay->gap;
+    if (r < 0 || r >= lay->batch * lay->stride) return 0;
+    return (r % lay->stride) < lay->length;
+}
+
+/* Frames [f0, f0 + nf) of `phase`: see the file comment. Scratch: X, Y [nf][n][c], tile [MR][32]. */
+static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src0, float *out,
+                       const float *base, int phase, long f0, int nf, float *X, float *Y, float *tile) {
+    const int n = cv->n, hop = cv->hop, d = cv->dil, ci = cv->c_in, co = cv->c_out;
+    /* analysis: X[f] (n x ci) = A . lrelu(frame f), frame rows at stride d*ci */
+    for (int f = 0; f < nf; f++) {
+        const float *frame = src0 + ((f0 + f) * (long)hop * d + phase) * ci;
+        gemm_plain(n, n, ci, cv->analysis, n, frame, (long)d * ci, 1, cv->slope,
+                   X + (long)f * n * ci, ci);
+    }
+    /* mixing: per group, Y[:, g] (nf x size*co) = X[:, g] (nf x size*ci) . W_g */
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+    if (cv->bf16) {
+        uint16_t *Xb = (uint16_t *)(X + (long)nf * n * ci);  /* second half of the X scratch */
+        to_bf16(X, Xb, (long)nf * n * ci);
+        for (int g = 0; g < cv->ngroups; g++) {
+            const int K = cv->g_size[g] * ci, ncols = cv->g_size[g] * co, w = cv->g_panel[g];
+            const uint16_t *A = Xb + (long)cv->g_start[g] * ci;
+            float *C = Y + (long)cv->g_start[g] * co;
+            const long lda = (long)n * ci, ldc = (long)n * co;
+            for (int j = 0; j < ncols; j += w) {
+                const uint16_t *B = cv->g_weight16[g] + (long)j * K;
+                for (int i = 0; i < nf; i += MR) {
+                    int mr = nf - i < MR ? nf - i : MR;
+                    if (w == 32) kern32_bf16(mr, K / 2, A + i * lda, lda, B, C + i * ldc + j, ldc);
+                    else kern16_bf16(mr, K / 2, A + i * lda, lda, B, C + i * ldc + j, ldc);
+                }
+            }
+        }
+    } else
+#endif
+    for (int g = 0; g < cv->ngroups; g++) {
+        const int K = cv->g_size[g] * ci, ncols = cv->g_size[g] * co, w = cv->g_panel[g];
+        const float *A = X + (long)cv->g_start[g] * ci;
+        float *C = Y + (long)cv->g_start[g] * co;
+        const long lda = (long)n * ci, ldc = (long)n * co;
+        if (cv->g_size[g] == 2) {  /* compact complex weights: Hr panels, then Hi panels */
+            for (int j = 0; j < co; j += w) {
+                const float *Br = cv->g_weight[g] + (long)j * ci;
+                const float *Bi = cv->g_weight[g] + (long)co * ci + (long)j * ci;
+                for (int i = 0; i < nf; i += MRC) {
+                    int mr = nf - i < MRC ? nf - i : MRC;
+                    float *cr = C + i * ldc + j, *cc = C + i * ldc + co + j;
+                    for (int k0 = 0; k0 < ci; k0 += KB) {
+                        const int kb = ci - k0 < KB ? ci - k0 : KB;
+                        const float *ar = A + i * lda + k0, *ai = A + i * lda + ci + k0;
+                        const float *br = Br + (long)k0 * w, *bi = Bi + (long)k0 * w;
+                        if (w == 32) kernc32(mr, kb, ar, ai, lda, br, bi, cr, cc, ldc, k0 > 0);
+                        else kernc16(mr, kb, ar, ai, lda, br, bi, cr, cc, ldc, k0 > 0);
+                    }
+                }
+            }
+            continue;
+        }
+        for (int j = 0; j < ncols; j += w) {
+            const float *B = cv->g_weight[g] + (long)j * K;
+            for (int i = 0; i < nf; i += MR) {
+                int mr = nf - i < MR ? nf - i : MR;
+                for (int k0 = 0; k0 < K; k0 += KB) {
+                    const int kb = K - k0 < KB ? K - k0 : KB;
+                    const float *a = A + i * lda + k0, *b = B + (long)k0 * w;
+                    if (w == 32) kern32(mr, kb, a, lda, b, w, 0.f, C + i * ldc + j, ldc, k0 > 0);
+                    else kern16(mr, kb, a, lda, b, w, 0.f, C + i * ldc + j, ldc, k0 > 0);
+                }
+            }
+        }
+    }
+    /* synthesis: rows i of frame f are time (f0+f)*hop*d + phase + i*d */
+    for (int f = 0; f < nf; f++) {
+        const float *Yf = Y + (long)f * n * co;
+        const long t0 = (f0 + f) * (long)hop * d + phase;
+        for (int j = 0; j < co; j += 32) {
+            const int w = co - j >= 32 ? 32 : 16;
+            for (int i0 = 0; i0 < hop; i0 += MR) {
+                const int mr = hop - i0 < MR ? hop - i0 : MR;
+                if (w == 32) kern32(mr, n, cv->synthesis + (long)i0 * n, n, Yf + j, co, 0.f, tile, 32, 0);
+                else kern16(mr, n, cv->synthesis + (long)i0 * n, n, Yf + j, co, 0.f, tile, 32, 0);
+                for (int i = 0; i < mr; i++) {
+                    const long t = t0 + (long)(i0 + i) * d;
+                    float *dst = out + t * co + j;
+                    const float *bs = base ? base + t * co + j : NULL;
+                    if (row_valid(lay, t)) {
+                        const float *v = tile + i * 32;
+                        for (int e = 0; e < w; e++) {
+                            float y = v[e] + (cv->bias ? cv->bias[j + e] : 0.f);
+                            dst[e] = bs ? bs[e] + y : y;
+                        }
+                    } else {
+                        memset(dst, 0, sizeof(float) * w);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Per-thread scratch kept between calls: fresh allocations of a few MB would be
+ * page-faulted in on every call (the caller's threads are long-lived). */
+static __thread float *scratch_buffers[3];
+static __thread size_t scratch_sizes[3];
+
+static float *scratch(int which, size_t bytes) {
+    if (scratch_sizes[which] < bytes) {
+        free(scratch_buffers[which]);
+        size_t rounded = (bytes + 4095) / 4096 * 4096;
+        scratch_buffers[which] = aligned_alloc(64, rounded);
+        scratch_sizes[which] = scratch_buffers[which] ? rounded : 0;
+    }
+    return scratch_buffers[which];
+}
+
+#endif /* HG_SIMD */
+
+/* Tasks [task0, task1) of (phase-major) chunks of `chunk` frames, `frames` frames per phase,
+ * on `threads` OpenMP threads (built with OpenMP: the same runtime and threads as PyTorch's;
+ * without, the caller runs disjoint task ranges on its own threads).
+ * src0 points at the input row of time -padding. Returns 0, -1 (no memory), -2 (no bf16),
+ * -3 (no vector code in this build). */
+int hg_fft_conv(const hg_conv *cv, const hg_layout *lay, const float *src0, float *out,
+                const float *base, long frames, int chunk, long task0, long task1, int threads) {
+#ifdef HG_SIMD
+    if (cv->bf16 && !hg_has_bf16()) return -2;
+    const long chunks = (frames + chunk - 1) / chunk;
+    /* X holds the float32 spectra, then (bf16 mode) their bfloat16 copy: 1.5x */
+    const size_t xs = sizeof(float) * ((size_t)chunk * cv->n * (size_t)cv->c_in * 3 / 2);
+    const size_t ys = sizeof(float) * (size_t)chunk * cv->n * (size_t)cv->c_out;
+    int failed = 0;
+    (void)threads;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) reduction(| : failed)
+    for (long task = task0; task < task1; task++) {
+        float *X = scratch(0, xs), *Y = scratch(1, ys), *tile = scratch(2, sizeof(float) * MR * 32);
+        if (!X || !Y || !tile) {
+            failed = 1;
+            continue;
+        }
+        const int phase = (int)(task / chunks);
+        const long f0 = (task % chunks) * chunk;
+        const int nf = (int)(frames - f0 < chunk ? frames - f0 : chunk);
+        conv_chunk(cv, lay, src0, out, base, phase, f0, nf, X, Y, tile);
+    }
+    return failed ? -1 : 0;
+#else
+    (void)cv; (void)lay; (void)src0; (void)out; (void)base; (void)frames; (void)chunk; (void)task0;
+    (void)task1; (void)threads;
+    return -3;
+#endif
+}
