@@ -161,3 +161,49 @@ def test_finetune_run_from_an_nvidia_checkpoint(tmp_path, allison_dir, capsys):
     assert state["hifigan_state"]["initial_lr"] == pytest.approx(3e-4 * 0.9998**6500 * 3)
     assert state["config"]["training"]["max_epochs"] == 3500
     assert state["config"]["discriminator"]["scale_pool_padding"] == 1
+
+
+def _optimizer_states_after_steps(config, steps: int) -> dict:
+    """What NVIDIA's discriminator file holds as optim_g / optim_d, from a run of `steps` steps."""
+    from hifigan.training import HiFiGANModule
+    from test_train_module import fit
+
+    module = HiFiGANModule(config)
+    trainer = fit(module, synthetic_items(config, 1), per_device=1, steps=steps)
+    opt_g, opt_d = (o.optimizer for o in trainer.optimizers) if hasattr(trainer.optimizers[0], "optimizer") \
+        else trainer.optimizers
+    return {"optim_g": opt_g.state_dict(), "optim_d": opt_d.state_dict(), "scaler_g": {}, "scaler_d": {}}
+
+
+def test_nvidia_optimizer_states_are_continued_at_the_fine_tuning_rate(capsys):
+    """NVIDIA's fine-tuning keeps its checkpoint's Adam moments: so does ours, at the new learning rate."""
+    from hifigan.training import HiFiGANModule
+    from hifigan.training.finetune import nvidia_optimizer_states
+    from test_train_module import fit
+
+    config = small_config(batch=1)
+    states = nvidia_optimizer_states(_optimizer_states_after_steps(config, 3))
+    assert states is not None and set(states) == {"generator", "discriminator", "scalers"}
+    saved_step = float(next(iter(states["generator"]["state"].values()))["step"])
+
+    module = HiFiGANModule(config, initial_lr=2.45e-4)
+    module.initial_optimizer_states = states
+    trainer = fit(module, synthetic_items(config, 1), per_device=1, steps=1)
+    for optimizer in trainer.optimizers:
+        optimizer = getattr(optimizer, "optimizer", optimizer)
+        first = next(iter(optimizer.state.values()))
+        assert float(first["step"]) == saved_step + 1  # continued, not restarted at 1
+        assert optimizer.param_groups[0]["initial_lr"] == 2.45e-4
+
+    # a state of another architecture is not forced in: said, and the moments start fresh
+    wide = with_generator_channels(preset("v1"), 32)
+    wide.training.discriminator_channel_divisor = 16
+    wide.training.segment_size = 2048
+    other = nvidia_optimizer_states(_optimizer_states_after_steps(wide.validate(), 1))
+    module = HiFiGANModule(config)
+    module.initial_optimizer_states = other
+    capsys.readouterr()
+    trainer = fit(module, synthetic_items(config, 1), per_device=1, steps=1)
+    assert "generator optimiser state is not used" in capsys.readouterr().out
+    opt_g = getattr(trainer.optimizers[0], "optimizer", trainer.optimizers[0])
+    assert float(next(iter(opt_g.state.values()))["step"]) == 1

@@ -41,6 +41,7 @@ import torch
 from ..config import HiFiGANConfig
 from ..errors import ConfigError
 from ..models import Generator
+from . import fast_native
 from .fast import PATHS, optimize, path_name
 
 EXACT_TOLERANCE = 1e-4  # max abs difference to eager fp32 audio for exact paths
@@ -55,13 +56,21 @@ class PathSpec:
 
     method: str
     dtype: torch.dtype = torch.float32
+    amx: Optional[bool] = None  # "fast" bf16 only: True the AMX path, False the FFT kernel, None whichever runs here
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", path_name(self.method, BENCH_PATHS, "path"))
+        if self.amx is not None and (self.method, self.dtype) != ("fast", torch.bfloat16):
+            raise ConfigError(f"path {self.method}-{DTYPE_NAMES[self.dtype]}: only fast-bf16 has an :amx / :fft kernel")
 
     @property
     def name(self) -> str:
-        return f"{self.method} {DTYPE_NAMES[self.dtype]}"
+        return f"{self.method} {DTYPE_NAMES[self.dtype]}" + {True: " amx", False: " fft", None: ""}[self.amx]
+
+    @property
+    def options(self) -> dict:
+        """What `optimize` is given besides method and dtype."""
+        return {} if self.amx is None else {"amx": self.amx}
 
     @property
     def exact(self) -> bool:
@@ -75,18 +84,27 @@ def default_paths(device: torch.device) -> list[PathSpec]:
         return [PathSpec("torch", f32), PathSpec("compile", f32), PathSpec("torch", f16),
                 PathSpec("cuda-graph", f16), PathSpec("compile", f16), PathSpec("torch", b16),
                 PathSpec("cuda-graph", b16)]
+    fast_b16 = [PathSpec("fast", b16)]
+    if fast_native.amx_available():  # both bf16 implementations, side by side
+        fast_b16 = [PathSpec("fast", b16, amx=True)] + ([PathSpec("fast", b16, amx=False)]
+                                                        if fast_native.bf16_available() else [])
     return [PathSpec("torch", f32), PathSpec("fast", f32), PathSpec("onnx", f32),
-            PathSpec("compile", f32), PathSpec("torch", b16), PathSpec("fast", b16), PathSpec("compile", b16)]
+            PathSpec("compile", f32), PathSpec("torch", b16)] + fast_b16 + [PathSpec("compile", b16)]
 
 
 def parse_paths(text: str, device: torch.device) -> list[PathSpec]:
-    """'fast,torch-bf16,compile' -> specs (dtype suffix -fp32/-bf16/-fp16, default fp32); torch fp32 is always first."""
+    """'fast,torch-bf16,fast-bf16:fft' -> specs (dtype suffix -fp32/-bf16/-fp16, default fp32; fast-bf16 takes
+    :amx or :fft for one implementation); torch fp32 is always first."""
     names = {v: k for k, v in DTYPE_NAMES.items()}
+    kernels = {"": None, "amx": True, "fft": False}
     specs = [PathSpec("torch", torch.float32)]
-    for item in filter(None, (part.strip() for part in text.split(","))):
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        item, _, kernel = entry.partition(":")
+        if kernel not in kernels:
+            raise ConfigError(f"path {entry!r}: the kernel after ':' is amx or fft")
         method, _, dtype = item.rpartition("-") if item.rsplit("-", 1)[-1] in names else (item, "", "fp32")
         try:
-            spec = PathSpec(method, names[dtype or "fp32"])
+            spec = PathSpec(method, names[dtype or "fp32"], kernels[kernel])
         except ConfigError as exc:
             raise ConfigError(f"{exc}, optionally with -bf16 or -fp16") from None
         if spec not in specs:
@@ -350,7 +368,7 @@ def build_path(spec: PathSpec, generator: Generator, config: HiFiGANConfig,
             return torch.from_numpy(session.run(None, {INPUT_NAME: mel.cpu().numpy()})[0])
 
         return run_onnx
-    return optimize(generator, dtype=spec.dtype, device=device, method=spec.method)
+    return optimize(generator, dtype=spec.dtype, device=device, method=spec.method, **spec.options)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -19,7 +19,10 @@ wherever a path is named (never deprecated): "fft" for "fast", "eager" for
   far from a float64 evaluation as eager fp32 itself. Zero-padded models only
   (SpeechBrain's reflect padding is refused; "auto" runs those with "torch").
 - "fast", bfloat16 (CPU with AVX512_BF16): the same, with the channel mixing in
-  bf16 dot products (float32 sums); everything else stays float32.
+  bf16 dot products (float32 sums); everything else stays float32. On CPUs with
+  AMX tiles (Sapphire Rapids and later) "fast" bf16 is instead the direct
+  convolutions on oneDNN's AMX kernels, pre-packed and fused (`fast_amx.py`),
+  which is faster there; `optimize(..., amx=False)` asks for the FFT kernel.
 - "torch": eager PyTorch, the folded generator cast to `dtype` (bfloat16 on CPU
   uses oneDNN's avx512_bf16 kernels; float16 / bfloat16 on CUDA use tensor cores).
 - "compile": `torch.compile` (inductor; C++/OpenMP on CPU, Triton on CUDA) of
@@ -28,7 +31,8 @@ wherever a path is named (never deprecated): "fft" for "fast", "eager" for
   CUDA graph and replayed (removes the launch overhead of ~80 small kernels).
 - "onnx": onnxruntime on CPU (needs the whole config to export: `Vocoder` and
   the benchmark build it, not `optimize`).
-- "auto": "fast" for float32 on CPU where the model allows, "torch" otherwise.
+- "auto": "fast" on CPU where the model allows (float32; bfloat16 where the CPU
+  has AMX or the kernel has bf16), "torch" otherwise.
 
 How the Vocoder plugs it in (one hook, `Vocoder._generate`): build
 `fast = optimize(generator, dtype, device)` once and call `fast(mel)` where it
@@ -328,23 +332,45 @@ class FFTGenerator(nn.Module):
         return valid, layout
 
 
+def use_amx(amx: Optional[bool] = None) -> bool:
+    """Whether "fast" bf16 runs on AMX (`fast_amx.py`): `amx` None = where the CPU has it; ConfigError for True without."""
+    if amx and not fast_native.amx_available():
+        raise ConfigError("the AMX bf16 path needs a CPU with AMX (amx_bf16, amx_tile) and PyTorch with oneDNN")
+    return fast_native.amx_available() if amx is None else bool(amx)
+
+
+def fast_bf16_available() -> bool:
+    """Whether "fast" has a bfloat16 implementation on this CPU (AMX, or the kernel's AVX512_BF16 mixing)."""
+    return fast_native.amx_available() or fast_native.bf16_available()
+
+
 def optimize(generator: Generator, dtype: torch.dtype = torch.float32, device: DeviceLike = None,
              method: str = "auto", **options) -> nn.Module:
     """A module mel [B, n_mels, T] -> float32 audio [B, 1, T * hop] computing `generator` faster.
 
     `method`: one of `METHODS` or an alias (module docstring). `options`:
-    "fast" takes `transforms` and `native`; "compile" takes `mode` (torch.compile
-    mode). Raises ConfigError for combinations that do not exist (e.g. "fast"
-    in float16 or on CUDA, or on a reflect-padded model).
+    "fast" takes `transforms` and `native`, and in bfloat16 `amx` (None: the
+    AMX path where the CPU has AMX, else the FFT kernel; True: require AMX;
+    False: the FFT kernel); "compile" takes `mode` (torch.compile mode).
+    Raises ConfigError for combinations that do not exist (e.g. "fast" in
+    float16 or on CUDA, or on a reflect-padded model).
     """
     device = torch.device(device) if device is not None else torch.device("cpu")
     method = path_name(method, METHODS, "synthesis method")
+    amx = options.pop("amx", None)
     if method == "auto":
-        fits = device.type == "cpu" and dtype == torch.float32 and padding_refusal(generator) is None
+        fits = (device.type == "cpu" and padding_refusal(generator) is None
+                and (dtype == torch.float32 or dtype == torch.bfloat16 and fast_bf16_available()))
         method = "fast" if fits else "torch"
     if method == "fast":
         if device.type != "cpu" or dtype not in (torch.float32, torch.bfloat16):
             raise ConfigError("method 'fast' runs on CPU in float32 (exact) or bfloat16")
+        if dtype == torch.bfloat16 and use_amx(amx):
+            if options:
+                raise ConfigError(f"the AMX bf16 path takes no options {sorted(options)} (amx=False: the FFT kernel)")
+            from .fast_amx import AMXGenerator
+
+            return AMXGenerator(generator)
         return FFTGenerator(generator, bf16=dtype == torch.bfloat16, **options)
     if device.type == "cpu" and dtype == torch.float16:
         raise ConfigError("float16 on CPU has no fast kernels; use bfloat16 (or float32)")

@@ -270,6 +270,21 @@ def bf16_available(target: str = "auto") -> bool:
     return found is not None and found.bf16
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where it cannot be read: not Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
+def amx_available() -> bool:
+    """Whether oneDNN can run bf16 convolutions on AMX tiles here (amx_bf16 + amx_tile, PyTorch with oneDNN)."""
+    return {"amx_bf16", "amx_tile"} <= cpu_flags() and torch.backends.mkldnn.is_available()
+
+
 def failure(target: str = "auto") -> Optional[str]:
     """Why the kernel for `target` is not available (None if it is)."""
     kernel(target)

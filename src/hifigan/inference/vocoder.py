@@ -301,12 +301,12 @@ class Vocoder:
         """"auto": the fast CPU path where it exists for this device and dtype, else eager."""
         fast_possible = self.device.type == "cpu" and self.dtype in (torch.float32, torch.bfloat16)
         if self.dtype == torch.bfloat16 and fast_possible:
-            from . import fast_native
+            from .fast import fast_bf16_available
 
-            fast_possible = fast_native.bf16_available()
+            fast_possible = fast_bf16_available()
         if backend == "fast" and not fast_possible:
             raise ConfigError(
-                "the fast backend runs on CPU in float32 (or bfloat16 on CPUs with avx512_bf16); "
+                "the fast backend runs on CPU in float32 (or bfloat16 on CPUs with AMX or avx512_bf16); "
                 f"this vocoder is {self.dtype} on {self.device}: use backend='torch'"
             )
         if self.config.generator.conv_padding_mode != "zeros":

@@ -15,9 +15,12 @@ checkpoint's epoch into the scheduler; with NVIDIA's (factor 3) it is their
 source epoch is known for our training checkpoints, the authors' `do_`
 files and NVIDIA's checkpoints (`train_state["epoch"]`; from NVIDIA's
 epoch-6500 LJ Speech checkpoint: 3e-4 x 0.9998^6500 x 3 = 2.45e-4); another
-generator alone starts the schedule at epoch 0. Adam moments (and fp16 loss
-scalers) start fresh, where NVIDIA's fine-tuning keeps its checkpoint's; the
-step counter of the new run starts at 0.
+generator alone starts the schedule at epoch 0. Adam moments and fp16 loss
+scalers: NVIDIA's discriminator file holds both optimisers' states and both
+scalers (`optim_g`, `optim_d`, `scaler_g`, `scaler_d`), and NVIDIA's
+fine-tuning keeps them: so does ours when that file is loaded (the learning
+rate set as above); every other source starts them fresh. The step counter of
+the new run starts at 0.
 
 Length: NVIDIA's `scripts/fine_tune.sh` runs to epoch 10000 from their
 6500-epoch checkpoint, 3500 more epochs; a fine-tuning run with NVIDIA's
@@ -66,6 +69,7 @@ class FinetuneSource:
     def __init__(self, config: HiFiGANConfig, generator: dict[str, torch.Tensor], label: str,
                  mpd: Optional[dict] = None, msd: Optional[dict] = None, epoch: int = 0,
                  has_training_section: bool = False, recipe: Optional[str] = None) -> None:
+        self.optimizer_states: Optional[dict[str, Any]] = None  # NVIDIA's optim_g/optim_d/scaler_g/scaler_d
         self.config = config
         self.generator = generator
         self.label = label
@@ -182,8 +186,19 @@ def load_source(source: Union[str, Path], discriminators: Union[str, Path, None]
                               "training.discriminator_channel_divisor must be 1")
         mpd, msd = load_discriminators(disc_path, config=found.config)
         found.mpd, found.msd = mpd.state_dict(), msd.state_dict()
-        found.epoch = _epoch_of(read_checkpoint(disc_path))
+        disc_data = read_checkpoint(disc_path)
+        found.epoch = _epoch_of(disc_data)
+        found.optimizer_states = nvidia_optimizer_states(disc_data)
     return found
+
+
+def nvidia_optimizer_states(data: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """NVIDIA's discriminator file's optimiser and loss-scaler states, for the run to continue them."""
+    if not all(isinstance(data.get(key), dict) for key in ("optim_g", "optim_d")):
+        return None
+    scalers = {side: data[key] for side, key in (("generator", "scaler_g"), ("discriminator", "scaler_d"))
+               if isinstance(data.get(key), dict) and data[key]}
+    return {"generator": data["optim_g"], "discriminator": data["optim_d"], "scalers": scalers}
 
 
 def finetune_config(source: FinetuneSource, config: Any = None,
@@ -250,11 +265,14 @@ def finetune(
     def init_factory(resolved: HiFiGANConfig) -> InitialWeights:
         initial_lr = finetune_initial_lr(resolved, found.epoch)
         disc = "loaded" if found.has_discriminators else "fresh"
+        if found.optimizer_states is not None:
+            disc += ", with their optimiser and loss-scaler states"
         if _is_rank_zero():
             epochs = resolved.training.max_epochs
             print(f"hifigan finetune: from {found.label}: discriminators {disc}, schedule epoch {found.epoch}, "
                   f"learning rate {initial_lr:.3g}, {epochs if epochs is not None else 'unlimited'} epochs",
                   flush=True)
-        return InitialWeights(found.generator, found.mpd, found.msd, initial_lr=initial_lr, source=found.label)
+        return InitialWeights(found.generator, found.mpd, found.msd, initial_lr=initial_lr, source=found.label,
+                              optimizer_states=found.optimizer_states)
 
     return train(base, data, out, options, datamodule=datamodule, init_factory=init_factory)

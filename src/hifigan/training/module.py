@@ -142,6 +142,7 @@ class HiFiGANModule(pl.LightningModule):
         self.validation_history: list[dict[str, Any]] = []
         self.validations_done = 0
         self.history_path = None  # set by the run: validation.jsonl (rank 0)
+        self.initial_optimizer_states: Optional[dict[str, Any]] = None  # fine-tuning: continue a source's
 
     # ---- optimisers ----------------------------------------------------------------
     def configure_optimizers(self):
@@ -155,6 +156,26 @@ class HiFiGANModule(pl.LightningModule):
         sched_g = torch.optim.lr_scheduler.ExponentialLR(opt_g, gamma=t.lr_decay)
         sched_d = torch.optim.lr_scheduler.ExponentialLR(opt_d, gamma=t.lr_decay)
         return [opt_g, opt_d], [sched_g, sched_d]
+
+    def _continue_optimizers(self, states: dict[str, Any]) -> None:
+        """Fine-tuning: the source's Adam moments (and fp16 scalers), at this run's learning rate.
+
+        A state whose parameters do not match ours in number and shape (another
+        architecture or discriminator layout) is not loaded: the run says so and
+        starts those moments fresh.
+        """
+        for optimizer, side in zip(self.optimizers(), ("generator", "discriminator")):
+            optimizer = getattr(optimizer, "optimizer", optimizer)  # Lightning's wrapper
+            reason = _state_mismatch(optimizer, states.get(side))
+            if reason:
+                print(f"hifigan finetune: the source's {side} optimiser state is not used ({reason})", flush=True)
+                continue
+            optimizer.load_state_dict(states[side])
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] = self.initial_lr
+        if self.loss_scalers is not None and states.get("scalers"):
+            self.loss_scalers.load_state_dict(states["scalers"])
+            self.loss_scalers.use("generator")
 
     @property
     def inference_generator(self) -> Generator:
@@ -338,6 +359,9 @@ class HiFiGANModule(pl.LightningModule):
                 self.loss_scalers.share_generator_state()
             self._loaded_scalers = None
             self.loss_scalers.use("generator")
+        if self.initial_optimizer_states is not None:
+            self._continue_optimizers(self.initial_optimizer_states)
+            self.initial_optimizer_states = None
         # resumed from a checkpoint saved after the last batch of an epoch, before its end: close
         # that epoch now if Lightning does not (closing is idempotent per epoch)
         if self._close_epoch_on_start is not None:
@@ -576,3 +600,21 @@ def quality_scores(reference: np.ndarray, estimate: np.ndarray, rate: int) -> di
         except MetricSkipped:  # a clip the metric cannot score (too short, silent) is left out
             continue
     return scores
+
+
+def _state_mismatch(optimizer: torch.optim.Optimizer, state: Optional[dict[str, Any]]) -> Optional[str]:
+    """Why `state` cannot be loaded into `optimizer` (None when it can)."""
+    if not isinstance(state, dict) or "param_groups" not in state or "state" not in state:
+        return "not an optimiser state"
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    ids = [i for group in state["param_groups"] for i in group.get("params", [])]
+    if len(ids) != len(params) or len(state["param_groups"]) != len(optimizer.param_groups):
+        return f"{len(ids)} parameters in the file, {len(params)} here"
+    for index, param in zip(ids, params):
+        moments = state["state"].get(index, {})
+        for name in ("exp_avg", "exp_avg_sq"):
+            value = moments.get(name)
+            if value is not None and tuple(value.shape) != tuple(param.shape):
+                return f"parameter {index}: {name} {tuple(value.shape)} vs {tuple(param.shape)}"
+    return None
+

@@ -121,6 +121,8 @@ class InitialWeights:
     msd: Optional[dict[str, torch.Tensor]] = None
     initial_lr: Optional[float] = None
     source: str = ""
+    # {"generator": optimiser state, "discriminator": ..., "scalers": {side: GradScaler state}} to continue
+    optimizer_states: Optional[dict] = None
 
 
 def apply_overrides(config: HiFiGANConfig, overrides: dict[str, Any]) -> HiFiGANConfig:
@@ -596,6 +598,7 @@ def _train(run_dir: Path, config: Any, data: Any, options: RunOptions, overrides
     resumable_datamodule(datamodule, lambda: (module.current_epoch, module.epoch_batches))
     if resume_from is None and init is not None:
         load_initial_weights(module, init)
+        module.initial_optimizer_states = init.optimizer_states
     if trainer.is_global_zero:
         if resume_from is not None:
             print(f"hifigan train: resuming {run_dir} from {resume_from}", flush=True)
