@@ -16,7 +16,8 @@ training goes through this class; the CLI is a thin layer over it.
   magnitude for the model's front end; audio with NaN/inf is never returned.
 - `denoise=`: NVIDIA's bias denoiser (denoiser.py), off by default.
 - `backend`: "auto" (default) runs the fast CPU path of `fast.py` on CPU
-  (exact in float32; bf16 mixing in bfloat16 where the CPU has avx512_bf16)
+  (exact in float32; in bfloat16 oneDNN's AMX kernels where the CPU has
+  AMX, else bf16 mixing where it has avx512_bf16)
   and eager PyTorch on CUDA; "fast", "torch" (eager) and "onnx"
   (onnxruntime on CPU) pick one. These are names of `fast.PATHS`, the one
   vocabulary of synthesis paths; its aliases ("fft", "eager", "onnxruntime")
