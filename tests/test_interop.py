@@ -23,7 +23,7 @@ from hifigan.audio.mel import linear_mel
 from hifigan.checkpoints.formats import import_generator
 from hifigan.checkpoints.formats.coqui import config_from_coqui
 from hifigan.checkpoints.safe_pickle import UnsafeCheckpoint
-from hifigan.errors import CheckpointError
+from hifigan.errors import CheckpointError, DataError
 from hifigan.inference import Vocoder
 
 INTEROP = Path(__file__).parent / "fixtures" / "interop"
@@ -160,13 +160,15 @@ def test_batching_streaming_and_fast_path_on_imported_models(case):
     streamed = torch.cat(list(eager.stream([mels[0][:, :7], mels[0][:, 7:16], mels[0][:, 16:]])))
     assert (streamed - singles[0]).abs().max() < 1e-5
     auto = Vocoder(generator, config, device="cpu")
-    if config.generator.conv_padding_mode == "zeros":
-        assert auto.backend == "fast"
-    else:  # SpeechBrain's reflect padding runs eagerly; asking for the fast path says why it cannot
-        assert auto.backend == "torch"
-        with pytest.raises(Exception, match="reflect"):
-            Vocoder(generator, config, device="cpu", backend="fast")
+    assert auto.backend == "fast"  # SpeechBrain's reflect padding included
     assert (auto(mels[0]) - singles[0]).abs().max() < 1e-5
+    for got, want in zip(auto(mels), singles):  # exact batching on the fast path too
+        assert (got - want).abs().max() < 1e-5
+    streamed = torch.cat(list(auto.stream([mels[0][:, :7], mels[0][:, 7:16], mels[0][:, 16:]])))
+    assert (streamed - singles[0]).abs().max() < 1e-5
+    if config.generator.conv_padding_mode == "reflect":  # too short to reflect: one clear line
+        with pytest.raises(DataError, match="at least 4 frames"):
+            auto(mels[0][:, :3])
 
 
 @pytest.mark.parametrize("case", ["parallel-wavegan-24k", "speechbrain"])

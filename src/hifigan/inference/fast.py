@@ -16,8 +16,8 @@ wherever a path is named (never deprecated): "fft" for "fast", "eager" for
   polyphase GEMMs, on a time-major layout with reused buffers, run by a fused
   C kernel where it builds (`fast_native.py`: AVX-512, AVX2 + FMA or NEON).
   Same audio as eager up to fp32 rounding: ~1e-5 max abs on real weights, as
-  far from a float64 evaluation as eager fp32 itself. Zero-padded models only
-  (SpeechBrain's reflect padding is refused; "auto" runs those with "torch").
+  far from a float64 evaluation as eager fp32 itself. Zero padding, or
+  SpeechBrain's reflection (mirrored margins written before each conv).
 - "fast", bfloat16 (CPU with AVX512_BF16): the same, with the channel mixing in
   bf16 dot products (float32 sums); everything else stays float32. On CPUs with
   AMX tiles (Sapphire Rapids and later) "fast" bf16 is instead the direct
@@ -108,13 +108,23 @@ def _pad_conv(weight: torch.Tensor, bias: torch.Tensor, c_out: int, c_in: int) -
     return w, b
 
 
-def padding_refusal(generator: nn.Module) -> Optional[str]:
-    """Why the fast path cannot run `generator` (a convolution not zero-padded, as SpeechBrain's); None if it can."""
+def padding_refusal(generator: nn.Module, allowed: tuple[str, ...] = ("zeros",)) -> Optional[str]:
+    """Why a fast path cannot run `generator` (a padding mode it does not implement); None if it can.
+
+    The FFT path implements zero padding and SpeechBrain's reflection (`conv_padding_mode`), the latter
+    when every stride-1 convolution reflects; the AMX path zero padding only.
+    """
+    modes = {m.padding_mode for m in generator.modules() if isinstance(m, nn.Conv1d)}
     for name, module in generator.named_modules():
-        if isinstance(module, nn.Conv1d) and module.padding_mode != "zeros":
-            return (f"the fast path implements zero-padded convolutions; this generator's {name} pads by "
-                    f"{module.padding_mode!r} (SpeechBrain): use the 'torch' path")
+        if isinstance(module, nn.Conv1d) and (module.padding_mode not in allowed or len(modes) > 1):
+            return (f"this fast path implements {' or '.join(allowed)} padding of every convolution; this "
+                    f"generator's {name} pads by {module.padding_mode!r}: use the 'torch' path")
     return None
+
+
+def conv_padding_mode(generator: nn.Module) -> str:
+    """The padding mode of the generator's stride-1 convolutions ("zeros" or "reflect")."""
+    return next((m.padding_mode for m in generator.modules() if isinstance(m, nn.Conv1d)), "zeros")
 
 
 def _residual_steps(block: nn.Module, where: str) -> list[ResidualStep]:
@@ -145,8 +155,8 @@ def _check_conv(conv: nn.Module, where: str) -> None:
         raise ConfigError(f"the fast path runs Conv1d layers in resblocks; {where} has a {type(conv).__name__}")
     k, d = conv.kernel_size[0], conv.dilation[0]
     if (conv.stride[0] != 1 or conv.groups != 1 or conv.bias is None or k % 2 == 0
-            or conv.padding_mode != "zeros" or conv.padding not in ((same_padding(k, d),), "same")):
-        raise ConfigError(f"the fast path runs biased, zero-padded, length-preserving stride-1 convolutions; "
+            or conv.padding_mode not in ("zeros", "reflect") or conv.padding not in ((same_padding(k, d),), "same")):
+        raise ConfigError(f"the fast path runs biased, zero- or reflect-padded, length-preserving stride-1 convolutions; "
                           f"{where} has {conv}")
 
 
@@ -219,10 +229,13 @@ class FFTGenerator(nn.Module):
     def __init__(self, generator: Generator, transforms: Optional[TransformChoice] = None,
                  native: Union[bool, str, None] = None, bf16: bool = False) -> None:
         super().__init__()
-        refusal = padding_refusal(generator)
+        refusal = padding_refusal(generator, allowed=("zeros", "reflect"))
         if refusal:
             raise ConfigError(refusal)
         model = folded_copy(generator, torch.float32, "cpu")
+        # SpeechBrain: every stride-1 conv reflects; stage buffers get mirrored margins before each conv
+        self.reflect = conv_padding_mode(model) == "reflect"
+        self._eager = model if self.reflect else None  # inputs too short to reflect run eagerly
         self.kernel = _kernel(native, bf16)
         self.native, self.bf16 = self.kernel is not None, bf16
         # Generator.forward's own activations, read from its module when the path is built
@@ -274,7 +287,8 @@ class FFTGenerator(nn.Module):
             halo = max(-stage.up.min_offset, stage.up.max_offset, 0)
             need = max(need, math.ceil(halo / rate))
             rate *= stage.rate
-            need = max(need, math.ceil(stage.max_padding / rate))
+            # reflection fills both neighbours' margins inside one gap: twice the padding
+            need = max(need, math.ceil(stage.max_padding * (2 if self.reflect else 1) / rate))
         return max(need, math.ceil(self.post_padding / rate))
 
     @torch.inference_mode()
@@ -282,15 +296,30 @@ class FFTGenerator(nn.Module):
         if mel.dim() != 3 or mel.shape[1] != self.n_mels:
             raise ConfigError(f"expected a mel batch [B, {self.n_mels}, frames], got {tuple(mel.shape)}")
         mel = mel.to(device="cpu", dtype=torch.float32)
-        x = F.conv1d(mel, self.pre_weight, self.pre_bias, padding=self.pre_padding)  # [B, C, T]
+        if self.reflect and mel.shape[2] * self.stages[0].rate <= max(self.stages[0].max_padding, self.pre_padding):
+            return self._eager(mel)  # too short for the mirrored margins (SpeechBrain itself needs 4 frames)
+        if self.reflect:
+            x = F.conv1d(F.pad(mel, (self.pre_padding, self.pre_padding), mode="reflect"), self.pre_weight,
+                         self.pre_bias)
+        else:
+            x = F.conv1d(mel, self.pre_weight, self.pre_bias, padding=self.pre_padding)  # [B, C, T]
         layout = SequenceLayout(mel.shape[0], mel.shape[2], self.gap)
         source = x.transpose(1, 2)  # [B, T, C]: the examples of the first stage's input
         for stage in self.stages:
             source, layout = self._stage(stage, source, layout)
         h = torch.empty(layout.batch, layout.length, self.post_channels)
         _leaky_relu_into(source[..., :self.post_channels], self.final_slope, h)
-        y = F.conv1d(h.transpose(1, 2), self.post_weight, self.post_bias, padding=self.post_padding)
+        if self.reflect:
+            y = F.conv1d(F.pad(h.transpose(1, 2), (self.post_padding, self.post_padding), mode="reflect"),
+                         self.post_weight, self.post_bias)
+        else:
+            y = F.conv1d(h.transpose(1, 2), self.post_weight, self.post_bias, padding=self.post_padding)
         return torch.tanh(y)
+
+    def _margins(self, buffer: torch.Tensor, origin: int, layout: SequenceLayout, pad: int) -> None:
+        """Before a conv reads `buffer`: zero padding is already there (zeroed gaps); reflection is written."""
+        if self.reflect and pad:
+            _mirror_margins(buffer, origin, layout, pad)
 
     def _stage(self, stage: _Stage, source: torch.Tensor,
                layout: SequenceLayout) -> tuple[torch.Tensor, SequenceLayout]:
@@ -317,10 +346,13 @@ class FFTGenerator(nn.Module):
             for conv1, conv2, slope in steps:
                 if conv2 is None:  # x = x + conv(lrelu(x)), ping-pong between two buffers
                     target = spare[0] if current is not spare[0] else spare[1]
+                    self._margins(current, origin, layout, conv1.padding)
                     conv1(current, origin, layout, target, current, ws, slope)
                 else:  # x = x + conv2(lrelu(conv1(lrelu(x)))), in place after the first pair
                     target = (acc if index == 0 else tmp) if current is x0 else current
+                    self._margins(current, origin, layout, conv1.padding)
                     conv1(current, origin, layout, h, None, ws, slope)
+                    self._margins(h, origin, layout, conv2.padding)
                     conv2(h, origin, layout, target, current, ws, slope)
                 current = target
             if index > 0:
@@ -330,6 +362,15 @@ class FFTGenerator(nn.Module):
         valid = layout.valid(acc, origin)
         torch.div(valid, self.num_kernels, out=valid)
         return valid, layout
+
+
+def _mirror_margins(buffer: torch.Tensor, origin: int, layout: SequenceLayout, pad: int) -> None:
+    """Reflection padding in place: the `pad` rows around each example mirror its edge (not the edge row)."""
+    for b in range(layout.batch):
+        start = origin + layout.gap + b * layout.stride
+        end = start + layout.length
+        buffer[start - pad:start] = buffer[start + 1:start + pad + 1].flip(0)
+        buffer[end:end + pad] = buffer[end - pad - 1:end - 1].flip(0)
 
 
 def use_amx(amx: Optional[bool] = None) -> bool:
@@ -353,19 +394,22 @@ def optimize(generator: Generator, dtype: torch.dtype = torch.float32, device: D
     AMX path where the CPU has AMX, else the FFT kernel; True: require AMX;
     False: the FFT kernel); "compile" takes `mode` (torch.compile mode).
     Raises ConfigError for combinations that do not exist (e.g. "fast" in
-    float16 or on CUDA, or on a reflect-padded model).
+    float16 or on CUDA). Reflect-padded models (SpeechBrain) run on the FFT
+    path (AMX implements zero padding only).
     """
     device = torch.device(device) if device is not None else torch.device("cpu")
     method = path_name(method, METHODS, "synthesis method")
     amx = options.pop("amx", None)
     if method == "auto":
-        fits = (device.type == "cpu" and padding_refusal(generator) is None
-                and (dtype == torch.float32 or dtype == torch.bfloat16 and fast_bf16_available()))
+        zeros = padding_refusal(generator) is None
+        fits = (device.type == "cpu" and padding_refusal(generator, allowed=("zeros", "reflect")) is None
+                and (dtype == torch.float32 or dtype == torch.bfloat16
+                     and (fast_bf16_available() if zeros else fast_native.bf16_available())))
         method = "fast" if fits else "torch"
     if method == "fast":
         if device.type != "cpu" or dtype not in (torch.float32, torch.bfloat16):
             raise ConfigError("method 'fast' runs on CPU in float32 (exact) or bfloat16")
-        if dtype == torch.bfloat16 and use_amx(amx):
+        if dtype == torch.bfloat16 and use_amx(amx) and (amx or padding_refusal(generator) is None):
             if options:
                 raise ConfigError(f"the AMX bf16 path takes no options {sorted(options)} (amx=False: the FFT kernel)")
             from .fast_amx import AMXGenerator

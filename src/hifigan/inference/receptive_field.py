@@ -78,3 +78,11 @@ def receptive_field(config: GeneratorConfig) -> ReceptiveField:
         lo, hi = _transposed_back(lo, hi, kernel, rate, config.upsample_padding(index)[0])
     lo, hi = _conv_back(lo, hi, _PRE_POST_KERNEL)  # conv_pre
     return ReceptiveField(left=t - lo, right=hi - t)
+
+
+def reflect_min_frames(config: GeneratorConfig) -> int:
+    """Fewest mel frames a reflect-padded generator (SpeechBrain's) accepts: every reflected pad is shorter
+    than its input, binding at the 7-tap input convolution or the first stage's widest resblock convolution."""
+    widest = max(same_padding(k, d) for k, ds in zip(config.resblock_kernel_sizes, config.resblock_dilation_sizes)
+                 for d in ds)
+    return max(_PRE_POST_KERNEL // 2 + 1, widest // config.upsample_rates[0] + 1)

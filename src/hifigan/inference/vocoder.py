@@ -45,7 +45,7 @@ from ..models import Generator
 from .denoiser import BiasMode, Denoiser
 from .fast import PATHS, path_name
 from .inputs import mel_value_range
-from .receptive_field import ReceptiveField, receptive_field
+from .receptive_field import ReceptiveField, receptive_field, reflect_min_frames
 from .streaming import WindowedStream
 
 DeviceLike = Union[str, torch.device, None]
@@ -209,6 +209,7 @@ class Vocoder:
                 self._fast = optimize(self.generator, self.dtype, self.device, method="fft")
         self.mel_spectrogram = MelSpectrogram.from_config(config.audio).to(self.device)
         self.receptive_field: ReceptiveField = receptive_field(config.generator)
+        self._min_frames = reflect_min_frames(config.generator) if config.generator.conv_padding_mode == "reflect" else 1
 
     # ---- construction ----------------------------------------------------------------
     @classmethod
@@ -301,22 +302,18 @@ class Vocoder:
     def _resolve_backend(self, backend: str) -> str:
         """"auto": the fast CPU path where it exists for this device and dtype, else eager."""
         fast_possible = self.device.type == "cpu" and self.dtype in (torch.float32, torch.bfloat16)
+        reflect = self.config.generator.conv_padding_mode != "zeros"
         if self.dtype == torch.bfloat16 and fast_possible:
+            from . import fast_native
             from .fast import fast_bf16_available
 
-            fast_possible = fast_bf16_available()
+            # AMX runs zero-padded models; SpeechBrain's reflect padding needs the bf16 FFT kernel
+            fast_possible = fast_native.bf16_available() if reflect else fast_bf16_available()
         if backend == "fast" and not fast_possible:
             raise ConfigError(
                 "the fast backend runs on CPU in float32 (or bfloat16 on CPUs with AMX or avx512_bf16); "
                 f"this vocoder is {self.dtype} on {self.device}: use backend='torch'"
             )
-        if self.config.generator.conv_padding_mode != "zeros":
-            if backend == "fast":
-                raise ConfigError(
-                    f"the fast backend implements zero-padded convolutions; this generator pads by "
-                    f"{self.config.generator.conv_padding_mode} (SpeechBrain): use backend='torch' or 'auto'"
-                )
-            fast_possible = False
         if backend == "auto":
             return "fast" if fast_possible else "torch"
         return backend
@@ -324,6 +321,9 @@ class Vocoder:
     # ---- the one place the generator runs ------------------------------------------------
     def _generate(self, mel: torch.Tensor) -> torch.Tensor:
         """Mel [B, n_mels, T] on any device -> audio [B, T * hop], float32 on `self.device`."""
+        if self.config.generator.conv_padding_mode == "reflect" and mel.shape[-1] < self._min_frames:
+            raise DataError(f"a mel of {mel.shape[-1]} frames is too short for this generator: its reflection "
+                            f"padding (SpeechBrain's) needs at least {self._min_frames} frames")
         if self._fast is not None:
             return self._fast(mel.to(device=self.device, dtype=torch.float32)).squeeze(1)
         if self._session is not None:
