@@ -37,7 +37,6 @@ from torch import nn
 from ..errors import ConfigError
 from ..models import Generator
 from ..models import generator as definition
-from . import fast_native
 
 BF16 = torch.bfloat16
 CHANNELS_LAST = torch.channels_last
