@@ -27,6 +27,7 @@ class CheckpointSource:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._files: dict[str, Optional[CheckpointSource]] = {}
         if not self.path.exists():
             raise CheckpointError(f"checkpoint {self.path} does not exist")
 
@@ -141,6 +142,18 @@ class CheckpointSource:
     @property
     def folder(self) -> Path:
         return self.path if self.is_folder else self.path.parent
+
+    def file_for(self, name: str) -> Optional["CheckpointSource"]:
+        """This source, or for a folder (a run, a model repo) its file `name` (None when it has none).
+
+        Read once: the importers' detect and read share the same loaded file.
+        """
+        if not self.is_folder:
+            return self
+        if name not in self._files:
+            path = self.beside(name)
+            self._files[name] = CheckpointSource(path) if path is not None else None
+        return self._files[name]
 
     def beside(self, *names: str) -> Optional[Path]:
         """The first of `names` that exists next to the checkpoint (or in the folder)."""

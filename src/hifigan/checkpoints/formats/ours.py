@@ -12,10 +12,7 @@ EXPORT_NAME = "generator.pt"  # what a run directory (training/checkpointing.py)
 
 def _file(source: CheckpointSource) -> CheckpointSource:
     """A folder (a run directory, a downloaded model repo) stands for the generator export in it."""
-    if source.is_folder:
-        path = source.beside(EXPORT_NAME)
-        return CheckpointSource(path) if path is not None else source
-    return source
+    return source.file_for(EXPORT_NAME) or source
 
 
 def _data(source: CheckpointSource):

@@ -27,10 +27,7 @@ HUB_INSTALL = 'pip install "hifigan[hub]"'
 
 
 def _weights(source: CheckpointSource) -> Optional[CheckpointSource]:
-    if source.is_folder:
-        path = source.beside(WEIGHTS_NAME)
-        return CheckpointSource(path) if path is not None else None
-    return source
+    return source.file_for(WEIGHTS_NAME)
 
 
 def detect(source: CheckpointSource) -> bool:

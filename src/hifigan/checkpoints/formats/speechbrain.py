@@ -32,10 +32,7 @@ HPARAMS_NAME = "hyperparams.yaml"
 
 
 def _weights(source: CheckpointSource) -> Optional[CheckpointSource]:
-    if source.is_folder:
-        path = source.beside(WEIGHTS_NAME)
-        return CheckpointSource(path) if path is not None else None
-    return source
+    return source.file_for(WEIGHTS_NAME)
 
 
 def detect(source: CheckpointSource) -> bool:
