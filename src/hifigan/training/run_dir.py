@@ -167,26 +167,22 @@ class AsideFolder:
 
     def move(self, path: Path) -> Path:
         """Rename `path` (a file or folder of the run) into the aside folder."""
-        relative = path.relative_to(self.run_dir)
-        target = self._folder() / relative
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, target)
-        except OSError as exc:
-            raise save_failed(target, exc) from None
-        self.moved.append(str(relative))
-        return target
+        return self._place(path, os.replace, self.moved)
 
     def copy(self, path: Path) -> Path:
         """A copy of `path` (a file the run keeps part of) in the aside folder."""
+        return self._place(path, shutil.copy2, self.copied)
+
+    def _place(self, path: Path, transfer, record: list[str]) -> Path:
+        """`transfer(path, target)` to the same place under the aside folder, listed in `record`."""
         relative = path.relative_to(self.run_dir)
         target = self._folder() / relative
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
+            transfer(path, target)
         except OSError as exc:
             raise save_failed(target, exc) from None
-        self.copied.append(str(relative))
+        record.append(str(relative))
         return target
 
     def describe(self) -> str:
