@@ -234,13 +234,13 @@ def run_dir_of(path: Union[str, Path]) -> Optional[Path]:
 
 def run_card(run_dir: Union[str, Path], weights: Union[str, Path, None] = None) -> ModelCard:
     """A card from a run directory: its config.yaml, summary.json, validation.jsonl and metrics.json."""
-    from .training.run import CONFIG_NAME as RUN_CONFIG, HISTORY_NAME, SUMMARY_NAME
+    from .training.run import CONFIG_NAME as RUN_CONFIG, HISTORY_NAME, SUMMARY_NAME, read_history
 
     run_dir = Path(run_dir)
     config = HiFiGANConfig.load(run_dir / RUN_CONFIG)
     t = config.training
     summary = _read_json(run_dir / SUMMARY_NAME) or {}
-    history = _read_jsonl(run_dir / HISTORY_NAME) or summary.get("validation") or []
+    history = read_history(run_dir / HISTORY_NAME, warn=False) or summary.get("validation") or []
     from .checkpoints.formats.ours import EXPORT_NAME
 
     source = Path(weights) if weights is not None else run_dir
@@ -278,15 +278,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: not valid JSON ({_first_line(exc)})") from None
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not valid JSON lines ({_first_line(exc)})") from None
 
 
 # ---- saving ------------------------------------------------------------------------------

@@ -366,7 +366,7 @@ def set_aside_newer(run_dir: Path, resume_from: Path, step: int, unreadable: lis
         return
     aside = AsideFolder(run_dir)
     history = run_dir / HISTORY_NAME
-    if any(row.get("step", 0) > step for row in _read_history(history, warn=False)):
+    if any(row.get("step", 0) > step for row in read_history(history, warn=False)):
         aside.copy(history)  # the resumed run keeps the rows up to `step`
     for path in newer + ([export] if stale_export else []):
         aside.move(path)
@@ -639,7 +639,7 @@ def _train(run_dir: Path, config: Any, data: Any, options: RunOptions, overrides
             **{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(result).items()},
             "world_size": trainer.world_size,
             "weights_sha256_per_rank": digests,
-            "validation": _read_history(run_dir / HISTORY_NAME),
+            "validation": read_history(run_dir / HISTORY_NAME),
             "seconds": elapsed,
             "precision": t.precision,
             "samples_seen": module.samples_seen,
@@ -659,7 +659,7 @@ def _plot_curves(run_dir: Path) -> None:
         warnings.warn(f"could not draw {run_dir / CURVES_NAME}: {type(exc).__name__}: {exc}", stacklevel=2)
 
 
-def _read_history(path: Path, warn: bool = True) -> list[dict[str, Any]]:
+def read_history(path: Path, warn: bool = True) -> list[dict[str, Any]]:
     """The rows of validation.jsonl; a line that does not parse (torn by a kill mid-write) is dropped."""
     if not path.exists():
         return []
@@ -685,7 +685,7 @@ def _truncate_history(path: Path, step: Optional[int]) -> None:
     """A new run starts a new history; a resumed one forgets validations after its checkpoint."""
     if not path.exists():
         return
-    rows = [] if step is None else [row for row in _read_history(path) if row.get("step", 0) <= step]
+    rows = [] if step is None else [row for row in read_history(path) if row.get("step", 0) <= step]
     _write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
