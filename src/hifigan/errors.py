@@ -15,3 +15,9 @@ class CheckpointError(HiFiGANError, ValueError):
 
 class DataError(HiFiGANError, ValueError):
     """Audio or mel input that cannot be used (unreadable, wrong shape, not finite...)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one line (its first), or its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -30,7 +30,7 @@ from typing import Any, Optional, Union
 from .checkpoints.formats.safetensors import CONFIG_NAME, HUB_INSTALL, METADATA_KEY, WEIGHTS_NAME
 from .files import atomic_write_bytes
 from .config import HiFiGANConfig
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, first_line
 
 CARD_NAME = "README.md"
 # what the importers read from a model repo; nothing else is downloaded
@@ -65,9 +65,6 @@ def _huggingface_hub():
     return huggingface_hub
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 # ---- loading ---------------------------------------------------------------------------
@@ -90,9 +87,9 @@ def download(name: str) -> Path:
     except errors.LocalEntryNotFoundError:
         raise CheckpointError(_not_cached(hf, name)) from None
     except errors.HFValidationError as exc:
-        raise ConfigError(f"{name!r} is not a Hugging Face Hub repo id: {_first_line(exc)}") from None
+        raise ConfigError(f"{name!r} is not a Hugging Face Hub repo id: {first_line(exc)}") from None
     except (errors.HfHubHTTPError, OSError) as exc:
-        raise CheckpointError(f"cannot fetch Hugging Face Hub repo {name}: {_first_line(exc)}") from None
+        raise CheckpointError(f"cannot fetch Hugging Face Hub repo {name}: {first_line(exc)}") from None
     names = [path.name for path in folder.iterdir()] if folder.is_dir() else []
     if not any(fnmatch(n, pattern) for n in names for pattern in DOWNLOAD_PATTERNS):
         raise CheckpointError(f"Hugging Face Hub repo {name} holds no model this package reads; expected {LAYOUTS}")
@@ -277,7 +274,7 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not valid JSON ({_first_line(exc)})") from None
+        raise ConfigError(f"{path}: not valid JSON ({first_line(exc)})") from None
 
 
 # ---- saving ------------------------------------------------------------------------------
@@ -398,7 +395,7 @@ def push_to_hub(
         except hf.errors.HfHubHTTPError as exc:
             status = getattr(getattr(exc, "response", None), "status_code", None)
             hint = " (log in with `hf auth login` or pass token=)" if status in (401, 403) else ""
-            raise CheckpointError(f"cannot push to Hugging Face Hub repo {repo}: {_first_line(exc)}{hint}") from None
+            raise CheckpointError(f"cannot push to Hugging Face Hub repo {repo}: {first_line(exc)}{hint}") from None
         except Exception as exc:  # the transport errors of whichever HTTP client huggingface_hub uses
-            raise CheckpointError(f"cannot push to Hugging Face Hub repo {repo}: {_first_line(exc)}") from None
+            raise CheckpointError(f"cannot push to Hugging Face Hub repo {repo}: {first_line(exc)}") from None
     return str(getattr(info, "commit_url", None) or info)

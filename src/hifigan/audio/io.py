@@ -19,7 +19,7 @@ import soxr
 import torch
 
 from ..files import atomic_write
-from ..errors import DataError
+from ..errors import DataError, first_line
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 # a mono mix whose RMS is below this fraction of its channels' RMS has lost the signal
@@ -67,7 +67,7 @@ def load_audio(path: str | Path, sampling_rate: Optional[int] = None, warn: bool
     except FileNotFoundError:
         raise DataError(f"{shown}: file not found") from None
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise DataError(f"{shown}: not readable as audio ({_first_line(exc)})") from None
+        raise DataError(f"{shown}: not readable as audio ({first_line(exc)})") from None
     if data.shape[0] == 0:
         raise DataError(f"{shown}: the file holds no samples")
     channels = data.shape[1]
@@ -166,7 +166,7 @@ def save_audio(path: str | Path, samples: np.ndarray | torch.Tensor, sampling_ra
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, write)
     except (OSError, sf.SoundFileError, AssertionError) as exc:  # soundfile asserts that every frame was written
-        reason = getattr(exc, "strerror", None) or _first_line(exc)
+        reason = getattr(exc, "strerror", None) or first_line(exc)
         raise DataError(f"{printable_path(path)}: cannot write audio ({reason})") from None
     return path
 
@@ -217,6 +217,3 @@ def _walk(folder: Path, suffixes: Sequence[str]) -> list[Path]:
     )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -29,7 +29,7 @@ from typing import Any, Sequence, Union
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, first_line
 
 MEL_SUFFIXES = (".npy", ".pt")
 NPY_MAGIC = b"\x93NUMPY"
@@ -249,5 +249,4 @@ def _clean(text: str) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return _clean(lines[0]) if lines else type(exc).__name__
+    return _clean(first_line(exc))

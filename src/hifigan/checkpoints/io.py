@@ -14,7 +14,7 @@ import torch
 
 from ..config import HiFiGANConfig
 from ..files import atomic_write
-from ..errors import CheckpointError, HiFiGANError
+from ..errors import CheckpointError, HiFiGANError, first_line
 
 FORMAT_NAME = "hifigan"
 FORMAT_VERSION = 1
@@ -82,5 +82,5 @@ def config_of(data: dict[str, Any], path: str | Path) -> HiFiGANConfig:
     except HiFiGANError:
         raise
     except (TypeError, ValueError) as exc:  # a value of the wrong type deep in a section
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc)
         raise CheckpointError(f"checkpoint {path}: its embedded config is not valid ({text})") from None

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, Union
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, first_line
 
 
 class UnsafeCheckpoint(CheckpointError):
@@ -162,7 +162,7 @@ def safe_torch_load(source: Union[str, Path, bytes, BinaryIO], name: str) -> Any
             "(only tensors, plain containers, numpy values and OmegaConf/Lightning configs are read)"
         ) from None
     except Exception as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc)
         raise CheckpointError(f"{name}: not a readable torch file ({type(exc).__name__}: {text})") from None
 
 

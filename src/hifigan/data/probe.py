@@ -17,7 +17,7 @@ import soundfile as sf
 from ..audio import load_audio
 from ..audio.io import printable_path, soundfile_name
 from ..config import AudioConfig
-from ..errors import DataError
+from ..errors import DataError, first_line
 
 SILENCE_PEAK_DB = -60.0  # a file whose peak stays below this is reported as silent
 CLIP_LEVEL = 32767 / 32768  # int16 full scale, as a float
@@ -111,7 +111,7 @@ def read_header(path: Path | str, audio: Optional[AudioConfig] = None) -> AudioH
 
 
 def _libsndfile_reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc)
     detail = text.split("': ", 1)[-1].strip()  # drop libsndfile's "Error opening 'path': "
     if "format not recognised" in detail.lower() or "unknown format" in detail.lower():
         return "not audio (format not recognised)"

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from ..config import HiFiGANConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 from ..models import Generator
 from . import fast_native
 from .fast import PATHS, optimize, path_name
@@ -372,8 +372,7 @@ def build_path(spec: PathSpec, generator: Generator, config: HiFiGANConfig,
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:160]
+    return first_line(exc)[:160]  # a table cell
 
 
 # ---- the benchmark ------------------------------------------------------------------------

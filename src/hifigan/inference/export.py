@@ -24,7 +24,7 @@ from typing import Any, Literal, Optional, Union
 import torch
 
 from ..config import HiFiGANConfig
-from ..errors import CheckpointError, ConfigError, HiFiGANError
+from ..errors import CheckpointError, ConfigError, HiFiGANError, first_line
 from ..models import Generator
 
 ONNX_OPSET = 18
@@ -93,7 +93,7 @@ def load_torchscript(path: str | Path) -> tuple[torch.jit.ScriptModule, Optional
         try:
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
         except Exception as exc:
-            raise CheckpointError(f"{path}: not a TorchScript file ({_first_line(exc)})") from None
+            raise CheckpointError(f"{path}: not a TorchScript file ({first_line(exc)})") from None
     text = extra[TORCHSCRIPT_CONFIG_FILE]
     config = HiFiGANConfig.from_dict(json.loads(text), source=f"config in {path}") if text else None
     return module, config
@@ -145,7 +145,7 @@ def _write_file(path: Path, data: bytes) -> Path:
     try:
         return atomic_write_bytes(path, data)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot write the export ({exc.strerror or _first_line(exc)})") from None
+        raise ConfigError(f"{path}: cannot write the export ({exc.strerror or first_line(exc)})") from None
 
 
 def export_safetensors(generator: Generator, config: HiFiGANConfig, path: str | Path) -> Path:
@@ -181,7 +181,7 @@ def onnx_session(model: Union[str, Path, bytes], threads: Optional[int] = None) 
         return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         where = "the exported model" if isinstance(model, bytes) else str(model)
-        raise CheckpointError(f"{where}: onnxruntime cannot load it ({_first_line(exc)})") from None
+        raise CheckpointError(f"{where}: onnxruntime cannot load it ({first_line(exc)})") from None
 
 
 def onnx_config(session: Any, source: str) -> HiFiGANConfig:
@@ -205,7 +205,7 @@ def onnx_config(session: Any, source: str) -> HiFiGANConfig:
         raise
     except (TypeError, ValueError) as exc:  # bad JSON, or a value of the wrong type in a section
         raise CheckpointError(f"{source}: its '{CONFIG_KEY}' metadata is not a valid config "
-                              f"({_first_line(exc)})") from None
+                              f"({first_line(exc)})") from None
 
 
 def export(
@@ -247,6 +247,3 @@ def compare_with_eager(generator: Generator, path: str | Path, format: ExportFor
     return float((got - expected).abs().max())
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

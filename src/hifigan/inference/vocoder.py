@@ -40,7 +40,7 @@ from ..audio import MelSpectrogram, resample
 from ..audio.frontends import describe_values
 from ..checkpoints import load_generator
 from ..config import HiFiGANConfig
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, first_line
 from ..models import Generator
 from .denoiser import BiasMode, Denoiser
 from .fast import PATHS, path_name
@@ -82,7 +82,7 @@ def check_device(device: torch.device) -> None:
     try:
         torch.empty(0, device=device)
     except Exception as exc:  # torch's errors for a missing GPU or backend differ by version and device
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc)
         raise ConfigError(f"device '{device}' cannot be used here ({text})") from None
 
 
