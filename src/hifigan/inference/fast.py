@@ -313,7 +313,7 @@ class FFTGenerator(nn.Module):
             y = F.conv1d(F.pad(h.transpose(1, 2), (self.post_padding, self.post_padding), mode="reflect"),
                          self.post_weight, self.post_bias)
         else:
-            y = F.conv1d(h.transpose(1, 2), self.post_weight, self.post_bias, padding=self.post_padding)
+            y = _time_major_conv(h, self.post_weight, self.post_bias, self.post_padding)
         return torch.tanh(y)
 
     def _margins(self, buffer: torch.Tensor, origin: int, layout: SequenceLayout, pad: int) -> None:
@@ -362,6 +362,27 @@ class FFTGenerator(nn.Module):
         valid = layout.valid(acc, origin)
         torch.div(valid, self.num_kernels, out=valid)
         return valid, layout
+
+
+def _time_major_conv(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: int) -> torch.Tensor:
+    """conv1d(h.transpose(1, 2), weight, bias, padding) for time-major h [B, L, C]: one product, then shifted sums.
+
+    Why: the last conv has few outputs (1 for mono); transposing h for F.conv1d copies the whole
+    activation and the convolution then runs at a fraction of the GEMM rate. Here
+    z[t, j] = h[t] . weight[:, :, j] is one [B*L, C] x [C, k*O] product, and y[t] = bias + sum_j
+    z[t + j - padding, j] (zero outside each example) adds k shifted columns.
+    """
+    batch, length, channels = h.shape
+    c_out, _, k = weight.shape
+    z = torch.mm(h.reshape(batch * length, channels), weight.permute(1, 2, 0).reshape(channels, k * c_out))
+    z = z.view(batch, length, k, c_out)
+    y = bias.view(1, c_out, 1).repeat(batch, 1, length)
+    for j in range(k):
+        shift = j - padding  # y[t] += z[t + shift, j]
+        lo, hi = max(0, -shift), min(length, length - shift)
+        if hi > lo:
+            y[:, :, lo:hi] += z[:, lo + shift:hi + shift, j, :].transpose(1, 2)
+    return y
 
 
 def _mirror_margins(buffer: torch.Tensor, origin: int, layout: SequenceLayout, pad: int) -> None:

@@ -101,15 +101,24 @@ int hg_openmp(void) {
 
 ALWAYS_INLINE void store(float *p, vf v, int acc) { v_store(p, acc ? v_add(v_load(p), v) : v); }
 
-/* One register tile: C[i][0:nv VL] (+)= sum_k A[i][k] B[k][0:nv VL] for i < mr (rows past mr
- * repeat the last one and are not stored); B optionally leaky-ReLU'd on load. */
-ALWAYS_INLINE void tile(const int nv, const int lrelu, int mr, int K, const float *A, long lda,
-                        const float *B, long ldb, float slope, float *C, long ldc, int acc) {
+/* How a tile of a layer's output is written (synthesis): row i of the tile is one time step,
+ * valid (bit i of `valid`) -> (sum + bias) + base, else 0 (a gap or the tail). The bias and
+ * base pointers are at the tile's first column; base rows have the output's row stride. */
+typedef struct {
+    const float *bias, *base;
+    unsigned valid;
+} hg_epilogue;
+
+/* One register tile: C[i][0:nv VL] (+)= sum_k A[i][k] B[k][0:nv VL] for i < rows (a
+ * compile-time constant after inlining: see ROWS_SWITCH); B optionally leaky-ReLU'd on load. */
+ALWAYS_INLINE void tile(const int nv, const int lrelu, const int rows, int K, const float *A, long lda,
+                        const float *B, long ldb, float slope, float *C, long ldc, int acc,
+                        const hg_epilogue *out) {
     vf c[MR][NV];
     const float *a[MR];
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) {
-        a[i] = A + (long)(i < mr ? i : mr - 1) * lda;
+    for (int i = 0; i < rows; i++) {
+        a[i] = A + (long)i * lda;
 #pragma GCC unroll 4
         for (int v = 0; v < nv; v++) c[i][v] = v_zero();
     }
@@ -122,51 +131,102 @@ ALWAYS_INLINE void tile(const int nv, const int lrelu, int mr, int K, const floa
             if (lrelu) b[v] = v_max(b[v], v_mul(b[v], s));
         }
 #pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) {
+        for (int i = 0; i < rows; i++) {
             const vf av = v_set1(a[i][k]);
 #pragma GCC unroll 4
             for (int v = 0; v < nv; v++) c[i][v] = v_fmadd(av, b[v], c[i][v]);
         }
     }
+    if (out) { /* a layer's output rows: the epilogue fused into the tile's stores */
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) {
-        if (i >= mr) break;
+        for (int i = 0; i < rows; i++) {
+            float *dst = C + (long)i * ldc;
+            if (!((out->valid >> i) & 1u)) {
+#pragma GCC unroll 4
+                for (int v = 0; v < nv; v++) v_store(dst + v * VL, v_zero());
+                continue;
+            }
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++) {
+                vf y = c[i][v];
+                if (out->bias) y = v_add(y, v_load(out->bias + v * VL));
+                if (out->base) y = v_add(v_load(out->base + (long)i * ldc + v * VL), y);
+                v_store(dst + v * VL, y);
+            }
+        }
+        return;
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++) {
 #pragma GCC unroll 4
         for (int v = 0; v < nv; v++) store(C + (long)i * ldc + v * VL, c[i][v], acc);
     }
 }
 
+/* Calls CALL(r) with r = mr as a constant, so that a tile of fewer rows than MR (the short
+ * edges: 8-row Winograd analysis, 6- or 26-row synthesis, the last frames of a chunk) does
+ * only the work of its rows instead of repeating one row up to MR. */
+#define ROWS_CASE(r, CALL, MAX) case r: if (r <= MAX) { CALL(r); } break;
+#define ROWS_SWITCH(mr, MAX, CALL)                                                          \
+    switch (mr) {                                                                           \
+        ROWS_CASE(1, CALL, MAX) ROWS_CASE(2, CALL, MAX) ROWS_CASE(3, CALL, MAX)             \
+        ROWS_CASE(4, CALL, MAX) ROWS_CASE(5, CALL, MAX) ROWS_CASE(6, CALL, MAX)             \
+        ROWS_CASE(7, CALL, MAX) ROWS_CASE(8, CALL, MAX) ROWS_CASE(9, CALL, MAX)             \
+        ROWS_CASE(10, CALL, MAX) ROWS_CASE(11, CALL, MAX) ROWS_CASE(12, CALL, MAX)          \
+        default: break;                                                                     \
+    }
+
 /* C[i][0:W] (+)= sum_k A[i][k] * B[k][0:W] for a panel of W (16 or 32) columns: register
  * tiles of up to NV vectors side by side. */
 ALWAYS_INLINE void panel(const int W, const int lrelu, int mr, int K, const float *A, long lda,
-                         const float *B, long ldb, float slope, float *C, long ldc, int acc) {
+                         const float *B, long ldb, float slope, float *C, long ldc, int acc,
+                         const hg_epilogue *out) {
     const int nv = W / VL < NV ? W / VL : NV;
-    for (int j = 0; j < W; j += nv * VL)
-        tile(nv, lrelu, mr, K, A, lda, B + j, ldb, slope, C + j, ldc, acc);
+    for (int j = 0; j < W; j += nv * VL) {
+        hg_epilogue shifted, *o = NULL;
+        if (out) {
+            shifted.bias = out->bias ? out->bias + j : NULL;
+            shifted.base = out->base ? out->base + j : NULL;
+            shifted.valid = out->valid;
+            o = &shifted;
+        }
+#define TILE_CALL(r) tile(nv, lrelu, r, K, A, lda, B + j, ldb, slope, C + j, ldc, acc, o)
+        ROWS_SWITCH(mr, MR, TILE_CALL)
+#undef TILE_CALL
+    }
 }
 
 #define DEFINE_PANEL(NAME, W, LRELU)                                                        \
     static void NAME(int mr, int K, const float *A, long lda, const float *B, long ldb,    \
                      float slope, float *C, long ldc, int acc) {                            \
-        panel(W, LRELU, mr, K, A, lda, B, ldb, slope, C, ldc, acc);                         \
+        panel(W, LRELU, mr, K, A, lda, B, ldb, slope, C, ldc, acc, NULL);                   \
     }
 DEFINE_PANEL(kern32, 32, 0)
 DEFINE_PANEL(kern32_lrelu, 32, 1)
 DEFINE_PANEL(kern16, 16, 0)
 DEFINE_PANEL(kern16_lrelu, 16, 1)
 
+/* Synthesis straight into the layer's output: rows of C at stride ldc, written as `out` says. */
+#define DEFINE_OUT_PANEL(NAME, W)                                                           \
+    static void NAME(int mr, int K, const float *A, long lda, const float *B, long ldb,    \
+                     float *C, long ldc, const hg_epilogue *out) {                          \
+        panel(W, 0, mr, K, A, lda, B, ldb, 0.f, C, ldc, 0, out);                            \
+    }
+DEFINE_OUT_PANEL(kern32_out, 32)
+DEFINE_OUT_PANEL(kern16_out, 16)
+
 /* A complex DFT bin from its compact weights: for output columns j of one tile,
  *   Cr[i][j] = sum_k Ar[i][k] Hr[k][j] - Ai[i][k] Hi[k][j]
  *   Ci[i][j] = sum_k Ar[i][k] Hi[k][j] + Ai[i][k] Hr[k][j]
  * (the 2x2 real block [[Hr, Hi], [-Hi, Hr]] without storing it: half the weight memory). */
-ALWAYS_INLINE void ctile(const int nv, int mr, int K, const float *Ar, const float *Ai, long lda,
+ALWAYS_INLINE void ctile(const int nv, const int rows, int K, const float *Ar, const float *Ai, long lda,
                          const float *Br, const float *Bi, long ldb, float *Cr, float *Ci, long ldc,
                          int acc) {
     vf re[MRC][NVC], im[MRC][NVC];
     const float *ar[MRC], *ai[MRC];
 #pragma GCC unroll 8
-    for (int i = 0; i < MRC; i++) {
-        const long row = (long)(i < mr ? i : mr - 1) * lda;
+    for (int i = 0; i < rows; i++) {
+        const long row = (long)i * lda;
         ar[i] = Ar + row;
         ai[i] = Ai + row;
 #pragma GCC unroll 4
@@ -180,7 +240,7 @@ ALWAYS_INLINE void ctile(const int nv, int mr, int K, const float *Ar, const flo
             hi[v] = v_load(Bi + (long)k * ldb + v * VL);
         }
 #pragma GCC unroll 8
-        for (int i = 0; i < MRC; i++) {
+        for (int i = 0; i < rows; i++) {
             const vf xr = v_set1(ar[i][k]), xi = v_set1(ai[i][k]);
 #pragma GCC unroll 4
             for (int v = 0; v < nv; v++) {
@@ -190,8 +250,7 @@ ALWAYS_INLINE void ctile(const int nv, int mr, int K, const float *Ar, const flo
         }
     }
 #pragma GCC unroll 8
-    for (int i = 0; i < MRC; i++) {
-        if (i >= mr) break;
+    for (int i = 0; i < rows; i++) {
 #pragma GCC unroll 4
         for (int v = 0; v < nv; v++) {
             store(Cr + (long)i * ldc + v * VL, re[i][v], acc);
@@ -204,8 +263,11 @@ ALWAYS_INLINE void ctile(const int nv, int mr, int K, const float *Ar, const flo
 ALWAYS_INLINE void cpanel(const int W, int mr, int K, const float *Ar, const float *Ai, long lda,
                           const float *Br, const float *Bi, float *Cr, float *Ci, long ldc, int acc) {
     const int nv = W / VL < NVC ? W / VL : NVC;
-    for (int j = 0; j < W; j += nv * VL)
-        ctile(nv, mr, K, Ar, Ai, lda, Br + j, Bi + j, W, Cr + j, Ci + j, ldc, acc);
+    for (int j = 0; j < W; j += nv * VL) {
+#define CTILE_CALL(r) ctile(nv, r, K, Ar, Ai, lda, Br + j, Bi + j, W, Cr + j, Ci + j, ldc, acc)
+        ROWS_SWITCH(mr, MRC, CTILE_CALL)
+#undef CTILE_CALL
+    }
 }
 
 static void kernc32(int mr, int K, const float *Ar, const float *Ai, long lda, const float *Br,
@@ -272,32 +334,39 @@ static void gemm_plain(int M, int K, int ncols, const float *A, long lda, const 
                                            B + j, ldb, slope, C + (long)i * ldc + j, ldc, 0);
 }
 
+/* Floats between the spectra of consecutive frames in the X and Y scratch: n * c plus a cache
+ * line, since n * c is a multiple of 4 KB and the rows of a register tile (one per frame) would
+ * otherwise all map to the same L1 set and evict each other. */
+#define FRAME_PAD 16
+static inline long frame_stride(int n, int c) { return (long)n * c + FRAME_PAD; }
+
 static inline int row_valid(const hg_layout *lay, long t) {
     long r = t - lay->gap;
     if (r < 0 || r >= lay->batch * lay->stride) return 0;
     return (r % lay->stride) < lay->length;
 }
 
-/* Frames [f0, f0 + nf) of `phase`: see the file comment. Scratch: X, Y [nf][n][c], tile [MR][32]. */
+/* Frames [f0, f0 + nf) of `phase`: see the file comment. Scratch: X, Y [nf][n][c]. */
 static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src0, float *out,
-                       const float *base, int phase, long f0, int nf, float *X, float *Y, float *tile) {
+                       const float *base, int phase, long f0, int nf, float *X, float *Y) {
     const int n = cv->n, hop = cv->hop, d = cv->dil, ci = cv->c_in, co = cv->c_out;
+    const long xf = frame_stride(n, ci), yf = frame_stride(n, co);
     /* analysis: X[f] (n x ci) = A . lrelu(frame f), frame rows at stride d*ci */
     for (int f = 0; f < nf; f++) {
         const float *frame = src0 + ((f0 + f) * (long)hop * d + phase) * ci;
         gemm_plain(n, n, ci, cv->analysis, n, frame, (long)d * ci, 1, cv->slope,
-                   X + (long)f * n * ci, ci);
+                   X + f * xf, ci);
     }
     /* mixing: per group, Y[:, g] (nf x size*co) = X[:, g] (nf x size*ci) . W_g */
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
     if (cv->bf16) {
-        uint16_t *Xb = (uint16_t *)(X + (long)nf * n * ci);  /* second half of the X scratch */
-        to_bf16(X, Xb, (long)nf * n * ci);
+        uint16_t *Xb = (uint16_t *)(X + nf * xf);  /* second half of the X scratch */
+        to_bf16(X, Xb, nf * xf);
         for (int g = 0; g < cv->ngroups; g++) {
             const int K = cv->g_size[g] * ci, ncols = cv->g_size[g] * co, w = cv->g_panel[g];
             const uint16_t *A = Xb + (long)cv->g_start[g] * ci;
             float *C = Y + (long)cv->g_start[g] * co;
-            const long lda = (long)n * ci, ldc = (long)n * co;
+            const long lda = xf, ldc = yf;
             for (int j = 0; j < ncols; j += w) {
                 const uint16_t *B = cv->g_weight16[g] + (long)j * K;
                 for (int i = 0; i < nf; i += MR) {
@@ -313,7 +382,7 @@ static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src
         const int K = cv->g_size[g] * ci, ncols = cv->g_size[g] * co, w = cv->g_panel[g];
         const float *A = X + (long)cv->g_start[g] * ci;
         float *C = Y + (long)cv->g_start[g] * co;
-        const long lda = (long)n * ci, ldc = (long)n * co;
+        const long lda = xf, ldc = yf;
         if (cv->g_size[g] == 2) {  /* compact complex weights: Hr panels, then Hi panels */
             for (int j = 0; j < co; j += w) {
                 const float *Br = cv->g_weight[g] + (long)j * ci;
@@ -345,30 +414,22 @@ static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src
             }
         }
     }
-    /* synthesis: rows i of frame f are time (f0+f)*hop*d + phase + i*d */
+    /* synthesis: rows i of frame f are times (f0+f)*hop*d + phase + i*d, rows of `out` at
+     * stride d*co; the bias, the residual base and the zeroed gaps are written by the tile */
+    const long ldo = (long)d * co;
     for (int f = 0; f < nf; f++) {
-        const float *Yf = Y + (long)f * n * co;
+        const float *Yf = Y + f * yf;
         const long t0 = (f0 + f) * (long)hop * d + phase;
-        for (int j = 0; j < co; j += 32) {
-            const int w = co - j >= 32 ? 32 : 16;
-            for (int i0 = 0; i0 < hop; i0 += MR) {
-                const int mr = hop - i0 < MR ? hop - i0 : MR;
-                if (w == 32) kern32(mr, n, cv->synthesis + (long)i0 * n, n, Yf + j, co, 0.f, tile, 32, 0);
-                else kern16(mr, n, cv->synthesis + (long)i0 * n, n, Yf + j, co, 0.f, tile, 32, 0);
-                for (int i = 0; i < mr; i++) {
-                    const long t = t0 + (long)(i0 + i) * d;
-                    float *dst = out + t * co + j;
-                    const float *bs = base ? base + t * co + j : NULL;
-                    if (row_valid(lay, t)) {
-                        const float *v = tile + i * 32;
-                        for (int e = 0; e < w; e++) {
-                            float y = v[e] + (cv->bias ? cv->bias[j + e] : 0.f);
-                            dst[e] = bs ? bs[e] + y : y;
-                        }
-                    } else {
-                        memset(dst, 0, sizeof(float) * w);
-                    }
-                }
+        for (int i0 = 0; i0 < hop; i0 += MR) {
+            const int mr = hop - i0 < MR ? hop - i0 : MR;
+            const long t = t0 + (long)i0 * d;
+            unsigned valid = 0;
+            for (int i = 0; i < mr; i++) valid |= (unsigned)row_valid(lay, t + (long)i * d) << i;
+            for (int j = 0; j < co; j += 32) {
+                const hg_epilogue e = {cv->bias ? cv->bias + j : NULL, base ? base + t * co + j : NULL, valid};
+                const float *S = cv->synthesis + (long)i0 * n;
+                if (co - j >= 32) kern32_out(mr, n, S, n, Yf + j, co, out + t * co + j, ldo, &e);
+                else kern16_out(mr, n, S, n, Yf + j, co, out + t * co + j, ldo, &e);
             }
         }
     }
@@ -376,8 +437,8 @@ static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src
 
 /* Per-thread scratch kept between calls: fresh allocations of a few MB would be
  * page-faulted in on every call (the caller's threads are long-lived). */
-static __thread float *scratch_buffers[3];
-static __thread size_t scratch_sizes[3];
+static __thread float *scratch_buffers[2];
+static __thread size_t scratch_sizes[2];
 
 static float *scratch(int which, size_t bytes) {
     if (scratch_sizes[which] < bytes) {
@@ -402,21 +463,21 @@ int hg_fft_conv(const hg_conv *cv, const hg_layout *lay, const float *src0, floa
     if (cv->bf16 && !hg_has_bf16()) return -2;
     const long chunks = (frames + chunk - 1) / chunk;
     /* X holds the float32 spectra, then (bf16 mode) their bfloat16 copy: 1.5x */
-    const size_t xs = sizeof(float) * ((size_t)chunk * cv->n * (size_t)cv->c_in * 3 / 2);
-    const size_t ys = sizeof(float) * (size_t)chunk * cv->n * (size_t)cv->c_out;
+    const size_t xs = sizeof(float) * ((size_t)chunk * frame_stride(cv->n, cv->c_in) * 3 / 2);
+    const size_t ys = sizeof(float) * (size_t)chunk * frame_stride(cv->n, cv->c_out);
     int failed = 0;
     (void)threads;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) reduction(| : failed)
     for (long task = task0; task < task1; task++) {
-        float *X = scratch(0, xs), *Y = scratch(1, ys), *tile = scratch(2, sizeof(float) * MR * 32);
-        if (!X || !Y || !tile) {
+        float *X = scratch(0, xs), *Y = scratch(1, ys);
+        if (!X || !Y) {
             failed = 1;
             continue;
         }
         const int phase = (int)(task / chunks);
         const long f0 = (task % chunks) * chunk;
         const int nf = (int)(frames - f0 < chunk ? frames - f0 : chunk);
-        conv_chunk(cv, lay, src0, out, base, phase, f0, nf, X, Y, tile);
+        conv_chunk(cv, lay, src0, out, base, phase, f0, nf, X, Y);
     }
     return failed ? -1 : 0;
 #else
