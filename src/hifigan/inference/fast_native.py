@@ -38,6 +38,7 @@ import subprocess
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
@@ -71,6 +72,9 @@ class _Conv(ctypes.Structure):
         ("g_weight", ctypes.POINTER(ctypes.POINTER(ctypes.c_float))),
         ("g_panel", ctypes.POINTER(ctypes.c_int)),
         ("analysis", ctypes.POINTER(ctypes.c_float)),
+        ("folds", ctypes.c_int),
+        ("fold_rows", ctypes.POINTER(ctypes.c_int)),
+        ("fold_analysis", ctypes.POINTER(ctypes.c_float)),
         ("synthesis", ctypes.POINTER(ctypes.c_float)),
         ("bias", ctypes.POINTER(ctypes.c_float)),
         ("slope", ctypes.c_float),
@@ -307,6 +311,68 @@ def _float_ptr(tensor: torch.Tensor):
     return ctypes.cast(tensor.data_ptr(), ctypes.POINTER(ctypes.c_float))
 
 
+MAX_FOLDS = 1  # analysis halvings: 1024 -> 384 multiply-adds per frame and channel for N = 32
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    """How the kernel computes a transform's analysis by halvings (hg_fast.c `analyse`).
+
+    A row whose second half repeats its first (even DFT bins) acts on u = x[:h] + x[h:],
+    one whose second half is its first negated (odd bins) on v = x[:h] - x[h:], with
+    the first half of the row: the same products at half the length. The repeating
+    rows are halved again, `folds` times. X's rows are put in the order of the leaves
+    (u_L, v_L, v_{L-1}, ..., v_1); `order[i]` is the transform row now at row i, and
+    `starts[g]` the new first row of group g (the synthesis columns follow `order`).
+    """
+
+    folds: int
+    order: list[int]
+    starts: list[int]
+    rows: list[int]  # rows per leaf
+    matrices: torch.Tensor  # the leaves' rows, each cut to its leaf's length, concatenated (float64)
+
+
+def fold_plan(analysis: torch.Tensor, groups: list[tuple[int, int]], max_folds: int = MAX_FOLDS) -> Optional[FoldPlan]:
+    """The halvings a transform's analysis [n, n] allows (None if none: e.g. Winograd's)."""
+    n = analysis.shape[0]
+    current, anti_levels, length = list(range(len(groups))), [], n
+    tol = 1e-9 * float(analysis.abs().max())
+    while len(anti_levels) < max_folds and length % 2 == 0 and length >= 4:
+        half = length // 2
+        sym, anti = [], []
+        for index in current:
+            start, size = groups[index]
+            rows = analysis[start:start + size, :length]
+            if (rows[:, :half] - rows[:, half:]).abs().max() <= tol:
+                sym.append(index)
+            elif (rows[:, :half] + rows[:, half:]).abs().max() <= tol:
+                anti.append(index)
+            else:
+                break
+        else:
+            anti_levels.append(anti)
+            current, length = sym, half
+            continue
+        break
+    if not anti_levels:
+        return None
+    folds = len(anti_levels)
+    leaves = [(current, n >> folds)] + [(anti_levels[level - 1], n >> level) for level in range(folds, 0, -1)]
+    order, starts, rows, parts = [], [0] * len(groups), [], []
+    for members, leaf_length in leaves:
+        count = 0
+        for index in members:
+            start, size = groups[index]
+            starts[index] = len(order)
+            order.extend(range(start, start + size))
+            parts.append(analysis[start:start + size, :leaf_length].reshape(-1))
+            count += size
+        rows.append(count)
+    matrices = torch.cat(parts) if parts else analysis.new_zeros(0)
+    return FoldPlan(folds, order, starts, rows, matrices)
+
+
 class NativeConv1d:
     """A `FastConv1d` run by the fused C kernel, with leaky ReLU on its input fused in.
 
@@ -346,7 +412,17 @@ class NativeConv1d:
             panels.append(panel)
         bias = None if conv.bias is None else conv.bias.float().contiguous()
         analysis, synthesis = conv.analysis.float().contiguous(), conv.synthesis.float().contiguous()
-        self._keep = [weights, weights16, bias, analysis, synthesis]  # the C struct points into these
+        plan = fold_plan(conv.transform.analysis, [(g.start, g.size) for g in conv.groups])
+        self.fold = plan
+        if plan is not None:  # X's rows in the order of the analysis leaves; the synthesis follows
+            starts = plan.starts
+            synthesis = synthesis[:, plan.order].contiguous()
+            leaf_matrices = plan.matrices.float().contiguous()
+            self._fold_rows = (ctypes.c_int * len(plan.rows))(*plan.rows)
+        else:
+            leaf_matrices = torch.zeros(1)
+            self._fold_rows = (ctypes.c_int * 1)(0)
+        self._keep = [weights, weights16, bias, analysis, synthesis, leaf_matrices]  # the C struct points into these
         count = len(starts)
         int_array = ctypes.c_int * count
         self._starts, self._sizes, self._panels = int_array(*starts), int_array(*sizes), int_array(*panels)
@@ -356,7 +432,8 @@ class NativeConv1d:
         self.desc = _Conv(
             conv.c_in, conv.c_out, conv.block, conv.hop, conv.dilation, count,
             self._starts, self._sizes, self._weights, self._panels,
-            _float_ptr(analysis), _float_ptr(synthesis),
+            _float_ptr(analysis), plan.folds if plan else 0, self._fold_rows, _float_ptr(leaf_matrices),
+            _float_ptr(synthesis),
             _float_ptr(bias) if bias is not None else None, 0.0, int(bf16), self._weights16,
         )
 

@@ -340,23 +340,83 @@ static void gemm_plain(int M, int K, int ncols, const float *A, long lda, const 
 #define FRAME_PAD 16
 static inline long frame_stride(int n, int c) { return (long)n * c + FRAME_PAD; }
 
-static inline int row_valid(const hg_layout *lay, long t) {
-    long r = t - lay->gap;
-    if (r < 0 || r >= lay->batch * lay->stride) return 0;
-    return (r % lay->stride) < lay->length;
+/* Bit i set when time t + i d (i < count) holds an example row (not a gap, not the tail):
+ * one division per tile instead of one per row (a 64-bit division costs tens of cycles). */
+static inline unsigned valid_rows(const hg_layout *lay, long t, long d, int count) {
+    const long stride = lay->stride, end = lay->batch * stride;
+    long r = t - lay->gap, offset = r >= 0 ? r % stride : 0; /* offset = r mod stride once r >= 0 */
+    unsigned mask = 0;
+    for (int i = 0; i < count; i++) {
+        if (r >= 0 && r < end && offset < lay->length) mask |= 1u << i;
+        offset = r >= 0 ? offset + d : r + d;
+        r += d;
+        while (offset >= stride) offset -= stride;
+    }
+    return mask;
 }
 
-/* Frames [f0, f0 + nf) of `phase`: see the file comment. Scratch: X, Y [nf][n][c]. */
+/* X_f (n x ci) = A . lrelu(frame), frame rows at stride ldf.
+ *
+ * Folded (cv->folds = L > 0): the DFT rows of even bins repeat after n/2 samples and those of
+ * odd bins change sign, so with u = x[:n/2] + x[n/2:] and v = x[:n/2] - x[n/2:] the even bins
+ * are a product with u and the odd bins one with v, each of half the length: half the
+ * multiply-adds. The even part is halved again, L times in all. X's rows are ordered by the
+ * leaf they come from: u_L, v_L, v_{L-1}, ..., v_1 (fast_native.fold_plan permutes the rows,
+ * the groups and the synthesis to match). F: scratch of 2 n ci floats. */
+static void analyse(const hg_conv *cv, const float *frame, long ldf, float *Xf, float *F) {
+    const int n = cv->n, ci = cv->c_in, L = cv->folds;
+    if (!L) {
+        gemm_plain(n, n, ci, cv->analysis, n, frame, ldf, 1, cv->slope, Xf, ci);
+        return;
+    }
+    const vf s = v_set1(cv->slope);
+    /* level l (1..L) holds u_l then v_l, each n >> l rows, from offset level_at[l] */
+    long level_at[8];
+    int half = n / 2;
+    level_at[1] = 0;
+    for (int t = 0; t < half; t++) {
+        float *u = F + (long)t * ci, *v = F + (long)(half + t) * ci;
+        const float *a = frame + t * ldf, *b = frame + (t + half) * ldf;
+        for (int c = 0; c < ci; c += VL) {
+            vf x = v_load(a + c), y = v_load(b + c);
+            x = v_max(x, v_mul(x, s));
+            y = v_max(y, v_mul(y, s));
+            v_store(u + c, v_add(x, y));
+            v_store(v + c, v_sub(x, y));
+        }
+    }
+    for (int l = 2; l <= L; l++) {
+        const float *prev = F + level_at[l - 1];  /* u_{l-1}: 2 * half rows */
+        level_at[l] = level_at[l - 1] + 2L * half * ci;
+        half /= 2;
+        float *u = F + level_at[l], *v = u + (long)half * ci;
+        for (int t = 0; t < half; t++)
+            for (int c = 0; c < ci; c += VL) {
+                const vf x = v_load(prev + (long)t * ci + c), y = v_load(prev + (long)(t + half) * ci + c);
+                v_store(u + (long)t * ci + c, v_add(x, y));
+                v_store(v + (long)t * ci + c, v_sub(x, y));
+            }
+    }
+    /* leaves in X's row order: u_L, v_L, v_{L-1}, ..., v_1 */
+    const float *M = cv->fold_analysis;
+    long row = 0;
+    for (int leaf = 0; leaf <= L; leaf++) {
+        const int level = leaf == 0 ? L : L + 1 - leaf, len = n >> level, rows = cv->fold_rows[leaf];
+        const float *signal = F + level_at[level] + (leaf == 0 ? 0 : (long)len * ci);
+        if (rows) gemm_plain(rows, len, ci, M, len, signal, ci, 0, 0.f, Xf + row * ci, ci);
+        M += (long)rows * len;
+        row += rows;
+    }
+}
+
+/* Frames [f0, f0 + nf) of `phase`: see the file comment. Scratch: X, Y [nf][n][c], F [2 n][c]. */
 static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src0, float *out,
-                       const float *base, int phase, long f0, int nf, float *X, float *Y) {
+                       const float *base, int phase, long f0, int nf, float *X, float *Y, float *F) {
     const int n = cv->n, hop = cv->hop, d = cv->dil, ci = cv->c_in, co = cv->c_out;
     const long xf = frame_stride(n, ci), yf = frame_stride(n, co);
     /* analysis: X[f] (n x ci) = A . lrelu(frame f), frame rows at stride d*ci */
-    for (int f = 0; f < nf; f++) {
-        const float *frame = src0 + ((f0 + f) * (long)hop * d + phase) * ci;
-        gemm_plain(n, n, ci, cv->analysis, n, frame, (long)d * ci, 1, cv->slope,
-                   X + f * xf, ci);
-    }
+    for (int f = 0; f < nf; f++)
+        analyse(cv, src0 + ((f0 + f) * (long)hop * d + phase) * ci, (long)d * ci, X + f * xf, F);
     /* mixing: per group, Y[:, g] (nf x size*co) = X[:, g] (nf x size*ci) . W_g */
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
     if (cv->bf16) {
@@ -423,8 +483,7 @@ static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src
         for (int i0 = 0; i0 < hop; i0 += MR) {
             const int mr = hop - i0 < MR ? hop - i0 : MR;
             const long t = t0 + (long)i0 * d;
-            unsigned valid = 0;
-            for (int i = 0; i < mr; i++) valid |= (unsigned)row_valid(lay, t + (long)i * d) << i;
+            const unsigned valid = valid_rows(lay, t, d, mr);
             for (int j = 0; j < co; j += 32) {
                 const hg_epilogue e = {cv->bias ? cv->bias + j : NULL, base ? base + t * co + j : NULL, valid};
                 const float *S = cv->synthesis + (long)i0 * n;
@@ -437,8 +496,8 @@ static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src
 
 /* Per-thread scratch kept between calls: fresh allocations of a few MB would be
  * page-faulted in on every call (the caller's threads are long-lived). */
-static __thread float *scratch_buffers[2];
-static __thread size_t scratch_sizes[2];
+static __thread float *scratch_buffers[3];
+static __thread size_t scratch_sizes[3];
 
 static float *scratch(int which, size_t bytes) {
     if (scratch_sizes[which] < bytes) {
@@ -469,15 +528,15 @@ int hg_fft_conv(const hg_conv *cv, const hg_layout *lay, const float *src0, floa
     (void)threads;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) reduction(| : failed)
     for (long task = task0; task < task1; task++) {
-        float *X = scratch(0, xs), *Y = scratch(1, ys);
-        if (!X || !Y) {
+        float *X = scratch(0, xs), *Y = scratch(1, ys), *F = scratch(2, sizeof(float) * 2 * cv->n * (size_t)cv->c_in);
+        if (!X || !Y || !F) {
             failed = 1;
             continue;
         }
         const int phase = (int)(task / chunks);
         const long f0 = (task % chunks) * chunk;
         const int nf = (int)(frames - f0 < chunk ? frames - f0 : chunk);
-        conv_chunk(cv, lay, src0, out, base, phase, f0, nf, X, Y);
+        conv_chunk(cv, lay, src0, out, base, phase, f0, nf, X, Y, F);
     }
     return failed ? -1 : 0;
 #else

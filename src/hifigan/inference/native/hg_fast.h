@@ -24,7 +24,10 @@
     X(const float *const *, g_weight) /* size 1: packed [panels][c_in][w]; size 2: the      \
                                          compact Hr then Hi, each [panels][c_in][w] */      \
     X(const int *, g_panel)           /* panel width of each group (32 or 16) */            \
-    X(const float *, analysis)        /* [n][n] */                                          \
+    X(const float *, analysis)        /* [n][n] (used when folds is 0) */                   \
+    X(int, folds)                     /* analysis by `folds` halvings (see hg_fast.c), or 0 */ \
+    X(const int *, fold_rows)         /* rows of X from each leaf: u_L, v_L, ..., v_1 */    \
+    X(const float *, fold_analysis)   /* the leaves' matrices in that order, rows x length */ \
     X(const float *, synthesis)       /* [hop][n] */                                        \
     X(const float *, bias)            /* [c_out] or NULL */                                 \
     X(float, slope)                   /* leaky ReLU slope applied to the input */           \
