@@ -62,7 +62,7 @@ from .fast_conv import (
     Workspace,
     default_transform,
 )
-from .fast_native import PANEL, Kernel, NativeConv1d
+from .fast_native import PANEL, Kernel, NativeConv1d, NativePair
 
 # The synthesis paths: one vocabulary for optimize, Vocoder, the CLI and the benchmark.
 PATHS = ("auto", "fast", "torch", "compile", "cuda-graph", "onnx")
@@ -181,22 +181,28 @@ class _Stage:
     """One upsampling layer plus its multi-receptive-field fusion, prepared for FFTGenerator."""
 
     def __init__(self, up: nn.ConvTranspose1d, blocks: list[tuple[str, nn.Module]], transforms: TransformChoice,
-                 native: Optional[Kernel], bf16: bool) -> None:
+                 native: Optional[Kernel], bf16: bool, fuse: bool) -> None:
         self.rate = up.stride[0]
         self.c_in, self.channels = _padded(up.in_channels), _padded(up.out_channels)
         # ConvTranspose1d weight is [in, out, k]: pad both channel axes
         w, b = _pad_conv(up.weight.detach().float().transpose(0, 1), up.bias.detach().float(),
                          self.channels, self.c_in)
         self.up = PolyphaseConvTranspose1d(w.transpose(0, 1), b, stride=self.rate, padding=up.padding[0])
-        # each resblock, from its own description: a list of (first conv, second conv or None, slope) for
-        # x = x + conv2(lrelu(conv1(lrelu(x)))) or x = x + conv1(lrelu(x))
+        # each resblock, from its own description: a list of (first conv, second conv or None, slope, pair)
+        # for x = x + conv2(lrelu(conv1(lrelu(x)))) or x = x + conv1(lrelu(x)); `pair` is the two
+        # convs fused on time tiles (native kernel, zero padding), else None
         self.blocks: list[list[tuple]] = []
         for where, block in blocks:
-            steps = _residual_steps(block, where)
-            self.blocks.append([tuple(self._conv(c, transforms, native, bf16) for c in step.convs)
-                                + (None,) * (2 - len(step.convs)) + (step.slope,) for step in steps])
+            steps = []
+            for step in _residual_steps(block, where):
+                convs = [self._conv(c, transforms, native, bf16) for c in step.convs] + [None] * (2 - len(step.convs))
+                pair = NativePair(*convs) if fuse and native is not None and convs[1] is not None else None
+                steps.append((convs[0], convs[1], step.slope, pair))
+            self.blocks.append(steps)
         self.convs = [c for steps in self.blocks for step in steps for c in step[:2] if c is not None]
-        self.max_padding = max(c.padding for c in self.convs)
+        self.pairs = [step[3] for steps in self.blocks for step in steps if step[3] is not None]
+        self.max_padding = max(c.padding for c in self.convs)  # sets the gaps between examples
+        self.margin = max([self.max_padding] + [pair.padding for pair in self.pairs])  # rows before time 0
 
     def _conv(self, conv: nn.Conv1d, transforms: TransformChoice, native: Optional[Kernel], bf16: bool):
         w, b = _pad_conv(conv.weight.detach().float(), conv.bias.detach().float(), self.channels, self.channels)
@@ -209,8 +215,26 @@ class _Stage:
 
     def rows(self, total: int) -> int:
         """Rows of a stage buffer: margins for the reads of every conv around times [0, total)."""
-        reach = max(max(c.input_extent(total), c.covered(total)) for c in self.convs)
-        return self.max_padding + reach
+        reach = max(max(c.input_extent(total), c.covered(total)) for c in self.convs + self.pairs)
+        return self.margin + reach
+
+    def covered(self, total: int) -> int:
+        """Rows from time 0 that the stage's convolutions write."""
+        return max(c.covered(total) for c in self.convs + self.pairs)
+
+    def flops(self, total: int) -> float:
+        """Arithmetic of the resblocks for `total` rows (fused pairs with their recomputed halos)."""
+        work = 0.0
+        for steps in self.blocks:
+            for conv1, conv2, _, pair in steps:
+                if pair is not None:
+                    work += pair.flops(total)
+                    continue
+                for conv in (conv1, conv2):
+                    if conv is not None:
+                        fast = conv.conv if isinstance(conv, NativeConv1d) else conv
+                        work += fast.flops_per_frame() * fast.frames(total) * fast.dilation
+        return work
 
 
 class FFTGenerator(nn.Module):
@@ -253,7 +277,7 @@ class FFTGenerator(nn.Module):
         n = model.num_kernels
         transforms = transforms or default_transform
         self.stages = [_Stage(up, [(f"resblocks.{j}", model.resblocks[j]) for j in range(i * n, (i + 1) * n)],
-                              transforms, self.kernel, bf16)
+                              transforms, self.kernel, bf16, fuse=not self.reflect)
                        for i, up in enumerate(model.ups)]
         self.gap = self._gap_frames()
         self.workspace = Workspace()
@@ -271,9 +295,7 @@ class FFTGenerator(nn.Module):
             up = stage.up
             total += sum(2.0 * w.numel() * length for _, _, products, _ in up.groups for _, w in products)
             layout = layout.scaled(stage.rate)
-            for conv in stage.convs:
-                fast = conv.conv if isinstance(conv, NativeConv1d) else conv
-                total += fast.flops_per_frame() * fast.frames(layout.total) * fast.dilation
+            total += stage.flops(layout.total)
         return total + 2.0 * self.post_weight.numel() * batch * frames * self.hop_length
 
     def release_buffers(self) -> None:
@@ -330,9 +352,9 @@ class FFTGenerator(nn.Module):
         u = ws.zeros("u", (u_origin + layout.total + max(0, up.max_offset), stage.c_in), source)
         _leaky_relu_into(source, self.up_slope, layout.valid(u, u_origin)[..., :source.shape[-1]])
         layout = layout.scaled(stage.rate)
-        total, origin, c = layout.total, stage.max_padding, stage.channels
+        total, origin, c = layout.total, stage.margin, stage.channels
         rows = stage.rows(total)
-        covered = max(conv.covered(total) for conv in stage.convs)
+        covered = stage.covered(total)
         x0, acc, tmp, h = (ws.get(name, (rows, c), source) for name in ("x0", "acc", "tmp", "h"))
         up(u, u_origin, layout.total // stage.rate, x0[origin:], ws)
         # every stage buffer is zero outside the examples: that is the convs' zero padding
@@ -343,8 +365,11 @@ class FFTGenerator(nn.Module):
         for index, steps in enumerate(stage.blocks):
             spare = [tmp, h] if index > 0 else [acc, tmp] if len(steps) % 2 else [tmp, acc]
             current = x0
-            for conv1, conv2, slope in steps:
-                if conv2 is None:  # x = x + conv(lrelu(x)), ping-pong between two buffers
+            for conv1, conv2, slope, pair in steps:
+                if pair is not None:  # x = x + conv2(lrelu(conv1(lrelu(x)))) fused, ping-pong
+                    target = spare[0] if current is not spare[0] else spare[1]
+                    pair(current, origin, layout, target, current, slope)
+                elif conv2 is None:  # x = x + conv(lrelu(x)), ping-pong between two buffers
                     target = spare[0] if current is not spare[0] else spare[1]
                     self._margins(current, origin, layout, conv1.padding)
                     conv1(current, origin, layout, target, current, ws, slope)

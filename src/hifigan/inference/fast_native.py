@@ -214,11 +214,16 @@ class Kernel:
         if mismatch:
             raise RuntimeError(mismatch)
         lib.hg_variant.restype = ctypes.c_char_p
-        for name in ("hg_cpu_supported", "hg_has_bf16", "hg_openmp", "hg_fft_conv"):
+        for name in ("hg_cpu_supported", "hg_has_bf16", "hg_openmp", "hg_fft_conv", "hg_fft_pair"):
             getattr(lib, name).restype = ctypes.c_int
         lib.hg_fft_conv.argtypes = [
             ctypes.POINTER(_Conv), ctypes.POINTER(_Layout), ctypes.c_void_p, ctypes.c_void_p,
             ctypes.c_void_p, ctypes.c_long, ctypes.c_int, ctypes.c_long, ctypes.c_long, ctypes.c_int,
+        ]
+        lib.hg_fft_pair.argtypes = [
+            ctypes.POINTER(_Conv), ctypes.POINTER(_Conv), ctypes.POINTER(_Layout), ctypes.c_void_p,
+            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_long, ctypes.c_int, ctypes.c_long,
+            ctypes.c_long, ctypes.c_int,
         ]
         self.variant = lib.hg_variant().decode()
         if not self.variant:
@@ -453,9 +458,7 @@ class NativeConv1d:
         # the C code trusts these: check them (a wrong buffer would corrupt memory, not raise)
         for name, tensor, channels in (("source", source, conv.c_in), ("out", out, conv.c_out),
                                        ("base", base, conv.c_out)):
-            if tensor is not None and (tensor.dtype != torch.float32 or not tensor.is_contiguous()
-                                       or tensor.dim() != 2 or tensor.shape[1] != channels):
-                raise ValueError(f"{name}: expected a contiguous float32 [rows, {channels}] tensor")
+            _check_buffer(name, tensor, channels)
         if origin < conv.padding or source.shape[0] < origin - conv.padding + conv.input_extent(layout.total):
             raise ValueError("source: too few rows around the sequence for this convolution")
         if min(out.shape[0], base.shape[0] if base is not None else out.shape[0]) < origin + conv.covered(layout.total):
@@ -463,11 +466,9 @@ class NativeConv1d:
         threads = max(1, torch.get_num_threads())
         # frames per task: the spectra of a chunk fit in L2 (~768 KB), and there are
         # at least 4 tasks per thread so that short inputs still keep every thread busy
-        cap = max(6, min(96, (768 * 1024) // (4 * conv.block * (conv.c_in + conv.c_out)) // 6 * 6))
         share = -(-frames * conv.dilation // (4 * threads))
-        chunk = max(6, min(cap, -(-share // 6) * 6))
+        chunk = max(6, min(_chunk_cap(conv), -(-share // 6) * 6))
         tasks = conv.dilation * (-(-frames // chunk))
-        threads = min(threads, tasks)
         lay = _Layout(layout.gap, layout.stride, layout.length, layout.batch)
         item = source.element_size()
         src0 = source.data_ptr() + (origin - conv.padding) * conv.c_in * item
@@ -478,15 +479,112 @@ class NativeConv1d:
             return lib.hg_fft_conv(ctypes.byref(self.desc), ctypes.byref(lay), src0, dst, bs,
                                    frames, chunk, first, last, count)
 
-        if threads == 1:
-            codes = [run(0, tasks)]
-        elif self.native.openmp:
-            codes = [run(0, tasks, threads)]
-        else:
-            bounds = [tasks * i // threads for i in range(threads + 1)]
-            pool = _threads(threads)
-            futures = [pool.submit(run, bounds[i], bounds[i + 1]) for i in range(1, threads)]
-            codes = [run(bounds[0], bounds[1])] + [f.result() for f in futures]
-        if any(codes):
-            raise RuntimeError(f"the FFT convolution kernel failed (code {min(codes)}: -1 no memory, -2 no bf16, "
-                               "-3 no vector code)")
+        _dispatch(self.native, run, tasks, threads)
+
+
+def _chunk_cap(conv: FastConv1d) -> int:
+    """Most frames per kernel step: a multiple of 6 whose spectra (X and Y) fit in ~768 KB of L2."""
+    return max(6, min(96, (768 * 1024) // (4 * conv.block * (conv.c_in + conv.c_out)) // 6 * 6))
+
+
+def _check_buffer(name: str, tensor: Optional[torch.Tensor], channels: int) -> None:
+    if tensor is not None and (tensor.dtype != torch.float32 or not tensor.is_contiguous()
+                               or tensor.dim() != 2 or tensor.shape[1] != channels):
+        raise ValueError(f"{name}: expected a contiguous float32 [rows, {channels}] tensor")
+
+
+def _dispatch(native: Kernel, run, tasks: int, threads: int) -> None:
+    """Run tasks [0, tasks) on `threads` threads: the kernel's OpenMP, or Python threads without it."""
+    threads = min(threads, tasks)
+    if threads <= 1:
+        codes = [run(0, tasks)]
+    elif native.openmp:
+        codes = [run(0, tasks, threads)]
+    else:
+        bounds = [tasks * i // threads for i in range(threads + 1)]
+        pool = _threads(threads)
+        futures = [pool.submit(run, bounds[i], bounds[i + 1]) for i in range(1, threads)]
+        codes = [run(bounds[0], bounds[1])] + [f.result() for f in futures]
+    if any(codes):
+        raise RuntimeError(f"the FFT convolution kernel failed (code {min(codes)}: -1 no memory, -2 no bf16, "
+                           "-3 no vector code)")
+
+
+class NativePair:
+    """A residual pair x + conv2(lrelu(conv1(lrelu(x)))) fused on time tiles by the C kernel.
+
+    Why: run layer by layer, conv1's output is written to memory in full and read back by
+    conv2; here each tile's intermediate activation stays in a thread's L2 (hg_fft_pair).
+    Tiles recompute conv2's halo of conv1 (2 pad2 rows plus framing, a few percent).
+    The result equals the two `NativeConv1d` calls up to float32 rounding.
+    """
+
+    TILE_BYTES = 768 * 1024  # conv1's output per tile, kept in L2 (2 MB a core on Sapphire Rapids)
+
+    def __init__(self, first: NativeConv1d, second: NativeConv1d) -> None:
+        c1, c2 = first.conv, second.conv
+        if c1.c_out != c2.c_in or first.native is not second.native:
+            raise ValueError("a pair needs conv1's outputs as conv2's inputs, on one kernel build")
+        self.first, self.second, self.native = first, second, first.native
+        self.c_in, self.c_out = c1.c_in, c2.c_out
+        self.padding = c1.padding + c2.padding  # input rows read before time 0
+        unit1, unit2 = c1.hop * c1.dilation, c2.hop * c2.dilation
+        halo = 2 * c2.padding
+        target = max(unit2 + halo, self.TILE_BYTES // (4 * c1.c_out))
+        self.frames1 = -(-target // unit1)
+        self.frames2 = (self.frames1 * unit1 - halo) // unit2
+        if self.frames2 < 1:  # conv1's frames are longer than the target: one of conv2's frames more
+            self.frames1 = -(-(unit2 + halo) // unit1)
+            self.frames2 = (self.frames1 * unit1 - halo) // unit2
+        self.tile = self.frames2 * unit2
+        self.chunk = min(_chunk_cap(c1), _chunk_cap(c2))
+
+    def tiles(self, length: int) -> int:
+        return -(-length // self.tile)
+
+    def covered(self, length: int) -> int:
+        """Output rows written from time 0 for `length` wanted ones."""
+        return self.tiles(length) * self.tile
+
+    def input_extent(self, length: int) -> int:
+        """Input rows read from time -padding."""
+        c1 = self.first.conv
+        return (self.tiles(length) - 1) * self.tile + self.frames1 * c1.hop * c1.dilation + 2 * c1.padding
+
+    def flops(self, length: int) -> float:
+        """Arithmetic of one call over `length` rows, the recomputed halos included."""
+        c1, c2 = self.first.conv, self.second.conv
+        per_tile = (c1.flops_per_frame() * self.frames1 * c1.dilation
+                    + c2.flops_per_frame() * self.frames2 * c2.dilation)
+        return float(per_tile * self.tiles(length))
+
+    def __call__(self, source: torch.Tensor, origin: int, layout: SequenceLayout, out: torch.Tensor,
+                 base: Optional[torch.Tensor], slope: float) -> None:
+        """out[t] = (base[t] +) conv2(lrelu(conv1(lrelu(source))))[t] on valid rows, 0 on the others.
+
+        Buffers as for `NativeConv1d` (time 0 at row `origin`, zero outside the examples),
+        with this pair's `padding`, `input_extent` and `covered`; `out` must not be `source`.
+        """
+        if out.data_ptr() == source.data_ptr():
+            raise ValueError("out: a fused pair cannot write over its input (other tiles still read it)")
+        _check_buffer("source", source, self.c_in)
+        _check_buffer("out", out, self.c_out)
+        _check_buffer("base", base, self.c_out)
+        total = layout.total
+        if origin < self.padding or source.shape[0] < origin - self.padding + self.input_extent(total):
+            raise ValueError("source: too few rows around the sequence for this pair")
+        if min(out.shape[0], base.shape[0] if base is not None else out.shape[0]) < origin + self.covered(total):
+            raise ValueError("out/base: too few rows for the covered output")
+        self.first.desc.slope = self.second.desc.slope = float(slope)
+        lay = _Layout(layout.gap, layout.stride, layout.length, layout.batch)
+        item = source.element_size()
+        src = source.data_ptr() + origin * self.c_in * item
+        dst = out.data_ptr() + origin * self.c_out * item
+        bs = None if base is None else base.data_ptr() + origin * self.c_out * item
+        lib = self.native.lib
+
+        def run(first: int, last: int, count: int = 1) -> int:
+            return lib.hg_fft_pair(ctypes.byref(self.first.desc), ctypes.byref(self.second.desc), ctypes.byref(lay),
+                                   src, dst, bs, self.frames1, self.frames2, self.chunk, first, last, count)
+
+        _dispatch(self.native, run, self.tiles(total), max(1, torch.get_num_threads()))

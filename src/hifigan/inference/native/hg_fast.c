@@ -496,8 +496,8 @@ static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src
 
 /* Per-thread scratch kept between calls: fresh allocations of a few MB would be
  * page-faulted in on every call (the caller's threads are long-lived). */
-static __thread float *scratch_buffers[3];
-static __thread size_t scratch_sizes[3];
+static __thread float *scratch_buffers[4];
+static __thread size_t scratch_sizes[4];
 
 static float *scratch(int which, size_t bytes) {
     if (scratch_sizes[which] < bytes) {
@@ -542,6 +542,58 @@ int hg_fft_conv(const hg_conv *cv, const hg_layout *lay, const float *src0, floa
 #else
     (void)cv; (void)lay; (void)src0; (void)out; (void)base; (void)frames; (void)chunk; (void)task0;
     (void)task1; (void)threads;
+    return -3;
+#endif
+}
+
+/* A residual pair, out[t] = base[t] + conv2(lrelu(conv1(lrelu(src))))[t], on time tiles: each
+ * task computes conv1 over its tile plus conv2's halo into a thread-private buffer H (in L2)
+ * and conv2 from there, so the intermediate activation never goes to memory (per layer it
+ * would be written and read back in full). Tile `task` is times [task L, (task + 1) L) with
+ * L = frames2 hop2 dil2; conv1 runs frames1 frames per phase from time task L - pad2, enough
+ * for conv2's reads. src, out and base point at time 0; the caller provides the margins
+ * (fast_native.NativePair). out must not be src: neighbouring tiles still read it. */
+int hg_fft_pair(const hg_conv *c1, const hg_conv *c2, const hg_layout *lay, const float *src, float *out,
+                const float *base, long frames1, long frames2, int chunk, long task0, long task1,
+                int threads) {
+#ifdef HG_SIMD
+    if ((c1->bf16 || c2->bf16) && !hg_has_bf16()) return -2;
+    const long pad1 = (long)c1->dil * (c1->n - c1->hop) / 2, pad2 = (long)c2->dil * (c2->n - c2->hop) / 2;
+    const long tile = frames2 * c2->hop * c2->dil, rows1 = frames1 * c1->hop * c1->dil;
+    const long fx1 = frame_stride(c1->n, c1->c_in), fx2 = frame_stride(c2->n, c2->c_in);
+    const long fy1 = frame_stride(c1->n, c1->c_out), fy2 = frame_stride(c2->n, c2->c_out);
+    const size_t xs = sizeof(float) * ((size_t)chunk * (fx1 > fx2 ? fx1 : fx2) * 3 / 2);
+    const size_t ys = sizeof(float) * (size_t)chunk * (fy1 > fy2 ? fy1 : fy2);
+    const long f1 = 2L * c1->n * c1->c_in, f2 = 2L * c2->n * c2->c_in;
+    const size_t fs = sizeof(float) * (size_t)(f1 > f2 ? f1 : f2);
+    const size_t hs = sizeof(float) * (size_t)rows1 * c1->c_out;
+    int failed = 0;
+    (void)threads;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) reduction(| : failed)
+    for (long task = task0; task < task1; task++) {
+        float *X = scratch(0, xs), *Y = scratch(1, ys), *F = scratch(2, fs), *H = scratch(3, hs);
+        if (!X || !Y || !F || !H) {
+            failed = 1;
+            continue;
+        }
+        const long a = task * tile, h0 = a - pad2; /* H row 0 is time h0 */
+        hg_layout local = *lay;
+        local.gap = lay->gap - h0;
+        const float *src1 = src + (h0 - pad1) * c1->c_in;
+        for (int phase = 0; phase < c1->dil; phase++)
+            for (long f0 = 0; f0 < frames1; f0 += chunk)
+                conv_chunk(c1, &local, src1, H, NULL, phase, f0, (int)(frames1 - f0 < chunk ? frames1 - f0 : chunk),
+                           X, Y, F);
+        local.gap = lay->gap - a;
+        for (int phase = 0; phase < c2->dil; phase++)
+            for (long f0 = 0; f0 < frames2; f0 += chunk)
+                conv_chunk(c2, &local, H, out + a * c2->c_out, base ? base + a * c2->c_out : NULL, phase, f0,
+                           (int)(frames2 - f0 < chunk ? frames2 - f0 : chunk), X, Y, F);
+    }
+    return failed ? -1 : 0;
+#else
+    (void)c1; (void)c2; (void)lay; (void)src; (void)out; (void)base; (void)frames1; (void)frames2;
+    (void)chunk; (void)task0; (void)task1; (void)threads;
     return -3;
 #endif
 }
