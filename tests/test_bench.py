@@ -1,7 +1,10 @@
 """`hifigan bench synth`: the benchmark runs every path, checks it, and reports honest numbers."""
 from __future__ import annotations
 
+import importlib.machinery
 import json
+import sys
+import types
 
 import pytest
 import torch
@@ -12,8 +15,11 @@ from hifigan.cli.main import main
 from hifigan.config import preset, with_generator_channels
 from hifigan.errors import ConfigError
 from hifigan.inference.bench import (
+    OPENVINO_MISSING,
     PathSpec,
     benchmark_mel,
+    build_path,
+    default_paths,
     generator_flops,
     parse_paths,
     quality_check,
@@ -64,6 +70,81 @@ def test_paths_have_one_name_whatever_the_spelling():
     with pytest.raises(ConfigError, match="paths are fast, torch, compile, cuda-graph, onnx"):
         PathSpec("auto")  # the benchmark times concrete paths
 
+
+
+def test_openvino_is_a_benchmark_path_with_its_dtype():
+    cpu = torch.device("cpu")
+    specs = parse_paths("openvino,openvino-bf16", cpu)
+    assert specs == [PathSpec("torch"), PathSpec("openvino"), PathSpec("openvino", torch.bfloat16)]
+    assert [s.name for s in specs] == ["torch fp32", "openvino fp32", "openvino bf16"]
+    assert PathSpec("openvino").exact and not PathSpec("openvino", torch.bfloat16).exact  # fp32 max abs, bf16 mel L1
+    with pytest.raises(ConfigError, match="only fast-bf16 has an :amx / :fft kernel"):
+        parse_paths("openvino-bf16:amx", cpu)
+
+
+def test_openvino_stays_benchmark_only(tiny_config):
+    """Not a synthesis path of optimize / Vocoder / synthesize --backend: only the benchmark times it."""
+    from hifigan.inference import Vocoder
+    from hifigan.inference.fast import PATHS, path_name
+
+    assert "openvino" not in PATHS
+    with pytest.raises(ConfigError, match="unknown synthesis path 'openvino'"):
+        path_name("openvino")
+    with pytest.raises(ConfigError, match="unknown backend 'openvino'"):
+        Vocoder(Generator(tiny_config.generator), tiny_config, backend="openvino")
+
+
+def _fake_openvino(monkeypatch, installed: bool) -> None:
+    """openvino importable (an empty module with a spec) or not (None in sys.modules), whatever is installed."""
+    module = types.ModuleType("openvino")
+    module.__spec__ = importlib.machinery.ModuleSpec("openvino", None)
+    monkeypatch.setitem(sys.modules, "openvino", module if installed else None)
+
+
+def test_default_cpu_paths_have_openvino_only_where_it_is_installed(monkeypatch):
+    cpu = torch.device("cpu")
+    _fake_openvino(monkeypatch, installed=True)
+    names = [s.name for s in default_paths(cpu)]
+    assert "openvino fp32" in names and "openvino bf16" in names
+    assert all("openvino" not in s.name for s in default_paths(torch.device("cuda")))  # CPU only
+    _fake_openvino(monkeypatch, installed=False)
+    assert all(s.method != "openvino" for s in default_paths(cpu))  # a default run without it is unchanged
+
+
+def test_missing_openvino_is_one_line_in_the_table(tiny_config, monkeypatch):
+    _fake_openvino(monkeypatch, installed=False)
+    generator = Generator(tiny_config.generator)
+    with pytest.raises(ConfigError, match=r"^openvino is not installed \(pip install openvino\)$"):
+        build_path(PathSpec("openvino"), generator, tiny_config, torch.device("cpu"))
+    report = run_synth_benchmark(generator, tiny_config, seconds=0.1, rounds=1, progress=False, gemm_size=256,
+                                 paths=[PathSpec("torch"), PathSpec("openvino", torch.bfloat16)])
+    assert report.results[1].error == OPENVINO_MISSING == "openvino is not installed (pip install openvino)"
+    assert "| openvino bf16 | - | - | - | - | - | - | - | not run: openvino is not installed" in report.table()
+
+
+def test_openvino_refuses_what_it_does_not_run(tiny_config):
+    generator = Generator(tiny_config.generator)
+    with pytest.raises(ConfigError, match="openvino is benchmarked on CPU"):
+        build_path(PathSpec("openvino"), generator, tiny_config, torch.device("cuda"))
+    with pytest.raises(ConfigError, match="float32 or bfloat16"):
+        build_path(PathSpec("openvino", torch.float16), generator, tiny_config, torch.device("cpu"))
+
+
+def test_openvino_fp32_matches_eager(tiny_config):
+    pytest.importorskip("openvino", reason="openvino is not installed (pip install openvino)")
+    torch.manual_seed(0)
+    generator = Generator(tiny_config.generator)
+    cpu = torch.device("cpu")
+    mel = torch.randn(2, tiny_config.audio.n_mels, 9)
+    with torch.inference_mode():
+        eager = build_path(PathSpec("torch"), generator, tiny_config, cpu)(mel)
+        run = build_path(PathSpec("openvino"), generator, tiny_config, cpu)
+        audio = run(mel)
+        shorter = run(mel[:1, :, :5])  # dynamic batch and length
+    assert audio.dtype == torch.float32 and audio.shape == eager.shape == (2, 1, 9 * generator.hop_length)
+    assert (audio - eager).abs().max() <= 1e-4
+    assert shorter.shape == (1, 1, 5 * generator.hop_length)
+    assert torch.equal(audio, run(mel))  # a result is not overwritten by the next call
 
 def test_benchmark_checks_and_times_every_path(tiny_config):
     torch.manual_seed(0)

@@ -104,6 +104,107 @@ def test_fast_conv_equals_conv1d_on_a_batch_with_gaps(kernel, dilation):
         assert not out[origin:origin + covered][mask[origin:origin + covered, 0] == 0].any(), name
 
 
+@pytest.mark.parametrize("transform", [fft_transform(7, 32), fft_transform(11, 32), fft_transform(11, 64),
+                                       fft_transform(5, 12)], ids=lambda t: f"{t.name}-k{t.kernel_size}")
+def test_the_folded_analysis_and_synthesis_are_the_transform(transform):
+    """The kernel's halvings (fast_native.fold_plan) compute the same X and outputs, in float64."""
+    groups = list(transform.groups)
+    plan = fast_native.fold_plan(transform.analysis, groups, transform.synthesis, max_folds=3)
+    assert plan is not None and plan.folds >= 1
+    n = transform.block
+    assert sorted(plan.order) == list(range(n)) and sum(plan.rows) == n
+    x = torch.randn(n, 5, dtype=torch.float64)
+    # the leaves: u and v halvings of x, each leaf's rows times its signal, in X's new order
+    signals, u = [], x
+    for _ in range(plan.folds):
+        half = u.shape[0] // 2
+        signals.append(u[:half] - u[half:])
+        u = u[:half] + u[half:]
+    leaves = [u] + signals[::-1]
+    folded, offset = [], 0
+    for rows, signal in zip(plan.rows, leaves):
+        length = signal.shape[0]
+        folded.append(plan.matrices[offset:offset + rows * length].view(rows, length) @ signal)
+        offset += rows * length
+    assert torch.allclose(torch.cat(folded), (transform.analysis @ x)[plan.order], atol=1e-12)
+    for index, (start, size) in enumerate(groups):  # a group's rows stay together, in order
+        assert plan.order[plan.starts[index]:plan.starts[index] + size] == list(range(start, start + size))
+    # the synthesis by halves: outputs j >= n/2 are P + Q, outputs j < n/2 are P - Q
+    hop = transform.hop
+    y = torch.randn(n, 3, dtype=torch.float64)
+    expected = transform.synthesis[:, plan.order] @ y
+    if plan.synthesis_pq is None:
+        assert n - hop > n // 2  # only a kernel longer than half the block has no synthesis by halves
+        return
+    even, half = n - plan.rows[-1], n // 2
+    p_rows = plan.synthesis_pq[:half * even].view(half, even) @ y[:even]
+    q_rows = plan.synthesis_pq[half * even:].view(half, n - even) @ y[even:]
+    got = torch.stack([p_rows[j - half] + q_rows[j - half] if j >= half else p_rows[j] - q_rows[j]
+                       for j in range(n - hop, n)])
+    assert torch.allclose(got, expected, atol=1e-12)
+
+
+def test_winograd_is_not_folded():
+    transform = winograd_transform(3, 6)
+    assert fast_native.fold_plan(transform.analysis, list(transform.groups), transform.synthesis) is None
+
+
+@pytest.mark.parametrize("kernel,dilation,channels", [(11, 5, 32), (7, 3, 64), (3, 1, 32), (11, 1, 48)])
+def test_a_fused_residual_pair_equals_its_two_convs(kernel, dilation, channels):
+    """x + conv2(lrelu(conv1(lrelu(x)))) on time tiles (tiles far shorter than the batch, gaps inside)."""
+    if not fast_native.available():
+        assert fast_native.failure()
+        return
+    torch.manual_seed(kernel + dilation)
+    batch, length = 3, 700
+    padded = -(-channels // 16) * 16
+    w1, b1 = torch.randn(channels, channels, kernel) * 0.15, torch.randn(channels) * 0.1
+    w2, b2 = torch.randn(channels, channels, kernel) * 0.15, torch.randn(channels) * 0.1
+    x = torch.randn(batch, channels, length)
+    hidden = F.conv1d(F.leaky_relu(x, 0.1), w1, b1, padding=dilation * (kernel - 1) // 2, dilation=dilation)
+    expected = x + F.conv1d(F.leaky_relu(hidden, 0.1), w2, b2, padding=(kernel - 1) // 2)
+
+    def pad(w, b):
+        wp, bp = torch.zeros(padded, padded, kernel), torch.zeros(padded)
+        wp[:channels, :channels], bp[:channels] = w, b
+        return wp, bp
+
+    for target in [None] + runnable_targets():
+        build = fast_native.kernel(target) if target else None
+        first = fast_native.NativeConv1d(FastConv1d(*pad(w1, b1), dilation), native=build)
+        second = fast_native.NativeConv1d(FastConv1d(*pad(w2, b2), 1), native=build)
+        pair = fast_native.NativePair(first, second, tile_bytes=200 * padded * 4)  # tiles of ~200 rows at most
+        layout = SequenceLayout(batch, length, gap=max(first.padding, second.padding))
+        assert pair.tiles(layout.total) > 2  # several tiles, and tile edges inside examples and gaps
+        origin = pair.padding
+        rows = origin + max(pair.input_extent(layout.total), pair.covered(layout.total))
+        source = torch.zeros(rows, padded)
+        layout.valid(source, origin)[..., :channels] = x.transpose(1, 2)
+        out = torch.full((rows, padded), float("nan"))
+        pair(source, origin, layout, out, source, 0.1)
+        got = layout.valid(out, origin)[..., :channels].transpose(1, 2)
+        assert torch.allclose(got, expected, atol=3e-5, rtol=1e-5), target
+        mask = torch.zeros(rows, 1)
+        layout.valid(mask, origin).fill_(1)
+        covered = out[origin:origin + pair.covered(layout.total)]
+        assert not covered[mask[origin:origin + covered.shape[0], 0] == 0].any(), target  # gaps and tail zero
+        with pytest.raises(ValueError, match="cannot write over its input"):
+            pair(source, origin, layout, source, source, 0.1)
+
+
+def test_the_fast_generator_fuses_pairs_except_with_reflection():
+    if not fast_native.available():
+        assert fast_native.failure()
+        return
+    fused = FFTGenerator(_generator("v1", 32))
+    assert all(len(stage.pairs) == 9 for stage in fused.stages)  # 3 resblocks x 3 pairs per stage
+    config = with_generator_channels(preset("v1"), 32)
+    config.generator.conv_padding_mode = "reflect"  # SpeechBrain: margins mirrored before every conv
+    assert not any(stage.pairs for stage in FFTGenerator(Generator(config.generator)).stages)
+    v2 = FFTGenerator(_generator("v2", 32))
+    assert all(stage.pairs for stage in v2.stages)
+
+
 @pytest.mark.parametrize("kernel,stride", [(16, 8), (4, 2), (8, 4), (11, 5), (3, 3)])
 def test_polyphase_transposed_conv_equals_conv_transpose1d(kernel, stride):
     torch.manual_seed(kernel)

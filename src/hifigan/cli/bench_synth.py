@@ -9,8 +9,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "synth",
         help="synthesis speed (samples/s, x real time, memory) of every synthesis path",
         description="Time the eager float32 generator (torch fp32) and every faster path (fast: exact FFT "
-        "convolutions, onnx: ONNX Runtime, compile: torch.compile, bf16/fp16, cuda-graph) on the same "
-        "real-speech mel, interleaved, and check each path's audio against torch fp32.",
+        "convolutions, onnx: ONNX Runtime, openvino: OpenVINO where installed, compile: torch.compile, "
+        "bf16/fp16, cuda-graph) on the same real-speech mel, interleaved, and check each path's audio "
+        "against torch fp32.",
     )
     parser.add_argument("--config", default=None,
                         help="preset (v1, v2, v3) or config file (default: v1; with --checkpoint: its own)")
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="timed interleaved rounds (default 5)")
     parser.add_argument("--paths", default=None,
                         help="comma-separated paths besides torch fp32, e.g. fast,onnx,torch-bf16 "
-                        "(names as for synthesize --backend, plus compile and cuda-graph; fft, eager and "
+                        "(names as for synthesize --backend, plus compile, cuda-graph and openvino; fft, eager and "
                         "onnxruntime are accepted too; fast-bf16:amx / fast-bf16:fft pick one bf16 "
                         "implementation; default: all for the device)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")

@@ -3,7 +3,9 @@
 `run_synth_benchmark` times the eager float32 generator (path "torch": weight
 norm folded, inference mode, the default thread count) and each faster path
 from `fast.optimize` (plus "onnx", ONNX Runtime) on the same mel batch. Paths
-are named as everywhere else (`fast.PATHS`, aliases accepted), with a dtype. Timings are
+are named as everywhere else (`fast.PATHS`, aliases accepted), with a dtype, plus the
+benchmark-only "openvino" (OpenVINO on our ONNX export: a runtime a user might pick
+instead, timed beside ours; not a synthesis backend). Timings are
 interleaved: every round runs each path once, in a rotating order, so a noisy
 machine slows all paths alike; the speed-up of a path is the median over rounds
 of (eager time / path time) within the round. Reported per path:
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import importlib.util
 import logging
 import os
 import platform
@@ -47,7 +50,10 @@ from .fast import PATHS, optimize, path_name
 EXACT_TOLERANCE = 1e-4  # max abs difference to eager fp32 audio for exact paths
 MEL_L1_TOLERANCE = 0.1  # mel L1 to eager fp32 audio for reduced-precision paths
 DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
-BENCH_PATHS = tuple(p for p in PATHS if p != "auto")  # what the benchmark builds and times
+# what the benchmark builds and times: the concrete synthesis paths, and OpenVINO (benchmark only)
+BENCH_PATHS = tuple(p for p in PATHS if p != "auto") + ("openvino",)
+OPENVINO_MISSING = "openvino is not installed (pip install openvino)"
+OPENVINO_PRECISION = {torch.float32: "f32", torch.bfloat16: "bf16"}  # the CPU plugin's INFERENCE_PRECISION_HINT
 
 
 @dataclass(frozen=True)
@@ -88,8 +94,16 @@ def default_paths(device: torch.device) -> list[PathSpec]:
     if fast_native.amx_available():  # both bf16 implementations, side by side
         fast_b16 = [PathSpec("fast", b16, amx=True)] + ([PathSpec("fast", b16, amx=False)]
                                                         if fast_native.bf16_available() else [])
-    return [PathSpec("torch", f32), PathSpec("fast", f32), PathSpec("onnx", f32),
-            PathSpec("compile", f32), PathSpec("torch", b16)] + fast_b16 + [PathSpec("compile", b16)]
+    openvino = openvino_available()
+    return ([PathSpec("torch", f32), PathSpec("fast", f32), PathSpec("onnx", f32)]
+            + ([PathSpec("openvino", f32)] if openvino else [])
+            + [PathSpec("compile", f32), PathSpec("torch", b16)] + fast_b16
+            + ([PathSpec("openvino", b16)] if openvino else []) + [PathSpec("compile", b16)])
+
+
+def openvino_available() -> bool:
+    """Whether `openvino` can be imported (without importing it: default paths stay cheap)."""
+    return importlib.util.find_spec("openvino") is not None
 
 
 def parse_paths(text: str, device: torch.device) -> list[PathSpec]:
@@ -350,25 +364,62 @@ def _cuda_memory(device: torch.device, call: Callable[[], object]) -> float:
 def build_path(spec: PathSpec, generator: Generator, config: HiFiGANConfig,
                device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
     """A callable mel (on `device`) -> float32 audio [B, 1, T * hop] for `spec`."""
+    if spec.method == "openvino":
+        return _openvino_runner(spec, generator, config, device)
     if spec.method == "onnx":
         if device.type != "cpu" or spec.dtype != torch.float32:
             raise ConfigError("onnx (onnxruntime) is benchmarked on CPU in float32")
-        from .export import INPUT_NAME, onnx_model_bytes, onnx_session
+        from .export import INPUT_NAME, onnx_session
 
-        exporter_log = logging.getLogger("torch.onnx")
-        level = exporter_log.level
-        exporter_log.setLevel(logging.ERROR)  # the exporter's notes on torchvision ops are noise here
-        try:
-            model = onnx_model_bytes(generator, config)
-        finally:
-            exporter_log.setLevel(level)
-        session = onnx_session(model, threads=torch.get_num_threads())
+        session = onnx_session(_onnx_bytes(generator, config), threads=torch.get_num_threads())
 
         def run_onnx(mel: torch.Tensor) -> torch.Tensor:
             return torch.from_numpy(session.run(None, {INPUT_NAME: mel.cpu().numpy()})[0])
 
         return run_onnx
     return optimize(generator, dtype=spec.dtype, device=device, method=spec.method, **spec.options)
+
+
+def _onnx_bytes(generator: Generator, config: HiFiGANConfig) -> bytes:
+    """Our ONNX export (`export.onnx_model_bytes`), with the exporter's log muted."""
+    from .export import onnx_model_bytes
+
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # the exporter's notes on torchvision ops are noise here
+    try:
+        return onnx_model_bytes(generator, config)
+    finally:
+        exporter_log.setLevel(level)
+
+
+def _openvino_runner(spec: PathSpec, generator: Generator, config: HiFiGANConfig,
+                     device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """OpenVINO's CPU plugin on our ONNX export, its precision set explicitly (on AMX CPUs it defaults to bf16)."""
+    if device.type != "cpu" or spec.dtype not in OPENVINO_PRECISION:
+        raise ConfigError("openvino is benchmarked on CPU in float32 or bfloat16")
+    try:
+        import openvino
+    except ImportError:
+        raise ConfigError(OPENVINO_MISSING) from None
+    precision = OPENVINO_PRECISION[spec.dtype]
+    core = openvino.Core()
+    compiled = core.compile_model(core.read_model(_onnx_bytes(generator, config)), "CPU", {
+        "INFERENCE_PRECISION_HINT": precision,
+        "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+        "PERFORMANCE_HINT": "LATENCY",
+    })
+    runs = compiled.get_property("INFERENCE_PRECISION_HINT")  # the plugin falls back silently where it must
+    if runs != getattr(openvino.Type, precision):
+        raise ConfigError(f"openvino runs {runs.get_type_name()} on this CPU, not {precision}")
+    request = compiled.create_infer_request()
+
+    def run_openvino(mel: torch.Tensor) -> torch.Tensor:
+        # share_outputs=False (the default) copies the output, so the next call does not overwrite it
+        outputs = request.infer({0: mel.detach().cpu().float().numpy()}, share_outputs=False)
+        return torch.from_numpy(outputs[compiled.output(0)])
+
+    return run_openvino
 
 
 def _first_line(exc: BaseException) -> str:

@@ -233,7 +233,7 @@ class _Stage:
                 for conv in (conv1, conv2):
                     if conv is not None:
                         fast = conv.conv if isinstance(conv, NativeConv1d) else conv
-                        work += fast.flops_per_frame() * fast.frames(total) * fast.dilation
+                        work += conv.flops_per_frame() * fast.frames(total) * fast.dilation
         return work
 
 

@@ -76,6 +76,8 @@ class _Conv(ctypes.Structure):
         ("fold_rows", ctypes.POINTER(ctypes.c_int)),
         ("fold_analysis", ctypes.POINTER(ctypes.c_float)),
         ("synthesis", ctypes.POINTER(ctypes.c_float)),
+        ("fold_synthesis", ctypes.c_int),
+        ("synthesis_pq", ctypes.POINTER(ctypes.c_float)),
         ("bias", ctypes.POINTER(ctypes.c_float)),
         ("slope", ctypes.c_float),
         ("bf16", ctypes.c_int),
@@ -336,10 +338,33 @@ class FoldPlan:
     starts: list[int]
     rows: list[int]  # rows per leaf
     matrices: torch.Tensor  # the leaves' rows, each cut to its leaf's length, concatenated (float64)
+    synthesis_pq: Optional[torch.Tensor] = None  # the synthesis by halves (`fold_synthesis`), or None
 
 
-def fold_plan(analysis: torch.Tensor, groups: list[tuple[int, int]], max_folds: int = MAX_FOLDS) -> Optional[FoldPlan]:
-    """The halvings a transform's analysis [n, n] allows (None if none: e.g. Winograd's)."""
+def fold_synthesis(synthesis: torch.Tensor, even: int) -> Optional[torch.Tensor]:
+    """[P; Q] of the synthesis by halves (hg_fast.c `synthesise_folded`), None where it does not apply.
+
+    `synthesis` [hop, n] in X's row order, even bins first (`even` rows). Output j of a
+    frame is synthesis row j - (n - hop); P and Q are the even and odd columns of the
+    rows j >= n/2, and the rows j < n/2 must be P - Q there (checked, not assumed).
+    """
+    hop, n = synthesis.shape
+    half, first = n // 2, n - hop
+    if n % 2 or first > half or n > 128:
+        return None
+    upper = synthesis[half - first:]  # outputs j = n/2 .. n-1
+    p, q = upper[:, :even], upper[:, even:]
+    lower = synthesis[:half - first]  # outputs j = first .. n/2 - 1
+    tol = 1e-9 * float(synthesis.abs().max())
+    if lower.numel() and ((lower[:, :even] - p[first:]).abs().max() > tol or (lower[:, even:] + q[first:]).abs().max() > tol):
+        return None
+    return torch.cat([p.reshape(-1), q.reshape(-1)])
+
+
+def fold_plan(analysis: torch.Tensor, groups: list[tuple[int, int]], synthesis: Optional[torch.Tensor] = None,
+              max_folds: int = MAX_FOLDS) -> Optional[FoldPlan]:
+    """The halvings a transform's analysis [n, n] allows (None if none: e.g. Winograd's), and with its
+    `synthesis` [hop, n] the synthesis by halves where that applies."""
     n = analysis.shape[0]
     current, anti_levels, length = list(range(len(groups))), [], n
     tol = 1e-9 * float(analysis.abs().max())
@@ -375,7 +400,8 @@ def fold_plan(analysis: torch.Tensor, groups: list[tuple[int, int]], max_folds: 
             count += size
         rows.append(count)
     matrices = torch.cat(parts) if parts else analysis.new_zeros(0)
-    return FoldPlan(folds, order, starts, rows, matrices)
+    pq = None if synthesis is None else fold_synthesis(synthesis[:, order], n - rows[-1])
+    return FoldPlan(folds, order, starts, rows, matrices, pq)
 
 
 class NativeConv1d:
@@ -417,7 +443,8 @@ class NativeConv1d:
             panels.append(panel)
         bias = None if conv.bias is None else conv.bias.float().contiguous()
         analysis, synthesis = conv.analysis.float().contiguous(), conv.synthesis.float().contiguous()
-        plan = fold_plan(conv.transform.analysis, [(g.start, g.size) for g in conv.groups])
+        plan = fold_plan(conv.transform.analysis, [(g.start, g.size) for g in conv.groups],
+                         conv.transform.synthesis)
         self.fold = plan
         if plan is not None:  # X's rows in the order of the analysis leaves; the synthesis follows
             starts = plan.starts
@@ -427,7 +454,9 @@ class NativeConv1d:
         else:
             leaf_matrices = torch.zeros(1)
             self._fold_rows = (ctypes.c_int * 1)(0)
-        self._keep = [weights, weights16, bias, analysis, synthesis, leaf_matrices]  # the C struct points into these
+        pq = plan.synthesis_pq if plan is not None else None
+        synthesis_pq = pq.float().contiguous() if pq is not None else torch.zeros(1)
+        self._keep = [weights, weights16, bias, analysis, synthesis, leaf_matrices, synthesis_pq]  # the C struct points into these
         count = len(starts)
         int_array = ctypes.c_int * count
         self._starts, self._sizes, self._panels = int_array(*starts), int_array(*sizes), int_array(*panels)
@@ -438,9 +467,21 @@ class NativeConv1d:
             conv.c_in, conv.c_out, conv.block, conv.hop, conv.dilation, count,
             self._starts, self._sizes, self._weights, self._panels,
             _float_ptr(analysis), plan.folds if plan else 0, self._fold_rows, _float_ptr(leaf_matrices),
-            _float_ptr(synthesis),
+            _float_ptr(synthesis), int(pq is not None), _float_ptr(synthesis_pq),
             _float_ptr(bias) if bias is not None else None, 0.0, int(bf16), self._weights16,
         )
+
+    def flops_per_frame(self) -> int:
+        """FLOPs of one frame as this kernel computes it (folded analysis and synthesis where they apply)."""
+        conv, plan = self.conv, self.fold
+        if plan is None:
+            return conv.flops_per_frame()
+        n, hop = conv.block, conv.hop
+        leaves = [n >> plan.folds] + [n >> level for level in range(plan.folds, 0, -1)]
+        analysis = sum(2 * rows * length for rows, length in zip(plan.rows, leaves)) + plan.folds * n
+        synthesis = (2 * (n // 2) * n + hop) if plan.synthesis_pq is not None else 2 * hop * n
+        mixing = sum(g.flops_per_frame for g in conv.groups) * conv.c_in * conv.c_out
+        return analysis * conv.c_in + mixing + synthesis * conv.c_out
 
     def covered(self, length: int) -> int:
         return self.conv.covered(length)
@@ -519,44 +560,54 @@ class NativePair:
     The result equals the two `NativeConv1d` calls up to float32 rounding.
     """
 
-    TILE_BYTES = 768 * 1024  # conv1's output per tile, kept in L2 (2 MB a core on Sapphire Rapids)
+    TILE_BYTES = 768 * 1024  # conv1's output per tile at most, kept in L2 (2 MB a core on Sapphire Rapids)
 
-    def __init__(self, first: NativeConv1d, second: NativeConv1d) -> None:
+    def __init__(self, first: NativeConv1d, second: NativeConv1d, tile_bytes: Optional[int] = None) -> None:
         c1, c2 = first.conv, second.conv
         if c1.c_out != c2.c_in or first.native is not second.native:
             raise ValueError("a pair needs conv1's outputs as conv2's inputs, on one kernel build")
         self.first, self.second, self.native = first, second, first.native
         self.c_in, self.c_out = c1.c_in, c2.c_out
         self.padding = c1.padding + c2.padding  # input rows read before time 0
-        unit1, unit2 = c1.hop * c1.dilation, c2.hop * c2.dilation
-        halo = 2 * c2.padding
-        target = max(unit2 + halo, self.TILE_BYTES // (4 * c1.c_out))
-        self.frames1 = -(-target // unit1)
-        self.frames2 = (self.frames1 * unit1 - halo) // unit2
-        if self.frames2 < 1:  # conv1's frames are longer than the target: one of conv2's frames more
-            self.frames1 = -(-(unit2 + halo) // unit1)
-            self.frames2 = (self.frames1 * unit1 - halo) // unit2
-        self.tile = self.frames2 * unit2
+        self.unit1, self.unit2 = c1.hop * c1.dilation, c2.hop * c2.dilation  # rows per frame (all phases)
+        self.halo = 2 * c2.padding  # conv1 rows conv2 reads beyond its tile
+        self.max_tile = max(self.unit2, (tile_bytes or self.TILE_BYTES) // (4 * c1.c_out) - self.halo)
         self.chunk = min(_chunk_cap(c1), _chunk_cap(c2))
 
+    def tiling(self, length: int) -> tuple[int, int, int]:
+        """(tiles, conv2 frames per tile, conv1 frames per tile) for `length` rows on the current threads.
+
+        As few tiles as fit max_tile, at least two per thread where the length allows (so short
+        inputs keep every thread busy), each just long enough: the rows computed past `length`
+        stay under one frame per tile.
+        """
+        threads = max(1, torch.get_num_threads())
+        tiles = max(-(-length // self.max_tile), min(2 * threads, -(-length // (4 * self.unit2))), 1)
+        frames2 = -(-(-(-length // tiles)) // self.unit2)
+        tiles = -(-length // (frames2 * self.unit2))
+        frames1 = -(-(frames2 * self.unit2 + self.halo) // self.unit1)
+        return tiles, frames2, frames1
+
     def tiles(self, length: int) -> int:
-        return -(-length // self.tile)
+        return self.tiling(length)[0]
 
     def covered(self, length: int) -> int:
         """Output rows written from time 0 for `length` wanted ones."""
-        return self.tiles(length) * self.tile
+        tiles, frames2, _ = self.tiling(length)
+        return tiles * frames2 * self.unit2
 
     def input_extent(self, length: int) -> int:
         """Input rows read from time -padding."""
-        c1 = self.first.conv
-        return (self.tiles(length) - 1) * self.tile + self.frames1 * c1.hop * c1.dilation + 2 * c1.padding
+        tiles, frames2, frames1 = self.tiling(length)
+        return (tiles - 1) * frames2 * self.unit2 + frames1 * self.unit1 + 2 * self.first.conv.padding
 
     def flops(self, length: int) -> float:
         """Arithmetic of one call over `length` rows, the recomputed halos included."""
+        tiles, frames2, frames1 = self.tiling(length)
         c1, c2 = self.first.conv, self.second.conv
-        per_tile = (c1.flops_per_frame() * self.frames1 * c1.dilation
-                    + c2.flops_per_frame() * self.frames2 * c2.dilation)
-        return float(per_tile * self.tiles(length))
+        per_tile = (self.first.flops_per_frame() * frames1 * c1.dilation
+                    + self.second.flops_per_frame() * frames2 * c2.dilation)
+        return float(per_tile * tiles)
 
     def __call__(self, source: torch.Tensor, origin: int, layout: SequenceLayout, out: torch.Tensor,
                  base: Optional[torch.Tensor], slope: float) -> None:
@@ -583,8 +634,10 @@ class NativePair:
         bs = None if base is None else base.data_ptr() + origin * self.c_out * item
         lib = self.native.lib
 
+        tiles, frames2, frames1 = self.tiling(total)
+
         def run(first: int, last: int, count: int = 1) -> int:
             return lib.hg_fft_pair(ctypes.byref(self.first.desc), ctypes.byref(self.second.desc), ctypes.byref(lay),
-                                   src, dst, bs, self.frames1, self.frames2, self.chunk, first, last, count)
+                                   src, dst, bs, frames1, frames2, self.chunk, first, last, count)
 
-        _dispatch(self.native, run, self.tiles(total), max(1, torch.get_num_threads()))
+        _dispatch(self.native, run, tiles, max(1, torch.get_num_threads()))

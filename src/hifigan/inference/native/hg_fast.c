@@ -409,6 +409,58 @@ static void analyse(const hg_conv *cv, const float *frame, long ldf, float *Xf, 
     }
 }
 
+/* The synthesis by halves (cv->fold_synthesis): an even bin's inverse-DFT column repeats after
+ * n/2 outputs and an odd bin's changes sign, so with P = S_even . Y_even and Q = S_odd . Y_odd
+ * over the last n/2 outputs (n/2 rows each, from cv->synthesis_pq), output j >= n/2 is
+ * P[j - n/2] + Q[j - n/2] and output j < n/2 is P[j] - Q[j]: n/2 x n multiply-adds per
+ * frame and channel instead of hop x n. X's even bins are its first rows (fold_plan's order). */
+static void synthesise_folded(const hg_conv *cv, const hg_layout *lay, int nf, const float *Y, long yf,
+                              float *out, const float *base, long f0, int phase) {
+    const int n = cv->n, hop = cv->hop, d = cv->dil, co = cv->c_out, half = n / 2;
+    const int odd = cv->fold_rows[cv->folds], even = n - odd, first = n - hop; /* output 0 is j = n - hop */
+    const float *Sp = cv->synthesis_pq, *Sq = Sp + (long)half * even;
+    float pq[2 * 64 * 32]; /* P then Q, half rows of 32 columns (n <= 128) */
+    float *P = pq, *Q = pq + half * 32;
+    for (int f = 0; f < nf; f++) {
+        const float *Yf = Y + f * yf;
+        const long t0 = (f0 + f) * (long)hop * d + phase;
+        for (int j = 0; j < co; j += 32) {
+            const int w = co - j >= 32 ? 32 : 16;
+            for (int i0 = 0; i0 < half; i0 += MR) {
+                const int mr = half - i0 < MR ? half - i0 : MR;
+                if (w == 32) {
+                    kern32(mr, even, Sp + (long)i0 * even, even, Yf + j, co, 0.f, P + i0 * 32, 32, 0);
+                    kern32(mr, odd, Sq + (long)i0 * odd, odd, Yf + (long)even * co + j, co, 0.f, Q + i0 * 32, 32, 0);
+                } else {
+                    kern16(mr, even, Sp + (long)i0 * even, even, Yf + j, co, 0.f, P + i0 * 32, 32, 0);
+                    kern16(mr, odd, Sq + (long)i0 * odd, odd, Yf + (long)even * co + j, co, 0.f, Q + i0 * 32, 32, 0);
+                }
+            }
+            for (int i0 = 0; i0 < hop; i0 += 32) {
+                const int rows = hop - i0 < 32 ? hop - i0 : 32;
+                const unsigned valid = valid_rows(lay, t0 + (long)i0 * d, d, rows);
+                for (int i = 0; i < rows; i++) {
+                    const long t = t0 + (long)(i0 + i) * d;
+                    float *dst = out + t * co + j;
+                    if (!((valid >> i) & 1u)) {
+                        memset(dst, 0, sizeof(float) * w);
+                        continue;
+                    }
+                    const int jj = first + i0 + i, m = jj >= half ? jj - half : jj;
+                    const float *bs = base ? base + t * co + j : NULL;
+                    for (int c = 0; c < w; c += VL) {
+                        const vf p = v_load(P + m * 32 + c), q = v_load(Q + m * 32 + c);
+                        vf y = jj >= half ? v_add(p, q) : v_sub(p, q);
+                        if (cv->bias) y = v_add(y, v_load(cv->bias + j + c));
+                        if (bs) y = v_add(v_load(bs + c), y);
+                        v_store(dst + c, y);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* Frames [f0, f0 + nf) of `phase`: see the file comment. Scratch: X, Y [nf][n][c], F [2 n][c]. */
 static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src0, float *out,
                        const float *base, int phase, long f0, int nf, float *X, float *Y, float *F) {
@@ -477,6 +529,10 @@ static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src
     /* synthesis: rows i of frame f are times (f0+f)*hop*d + phase + i*d, rows of `out` at
      * stride d*co; the bias, the residual base and the zeroed gaps are written by the tile */
     const long ldo = (long)d * co;
+    if (cv->fold_synthesis) {
+        synthesise_folded(cv, lay, nf, Y, yf, out, base, f0, phase);
+        return;
+    }
     for (int f = 0; f < nf; f++) {
         const float *Yf = Y + f * yf;
         const long t0 = (f0 + f) * (long)hop * d + phase;

@@ -29,6 +29,8 @@
     X(const int *, fold_rows)         /* rows of X from each leaf: u_L, v_L, ..., v_1 */    \
     X(const float *, fold_analysis)   /* the leaves' matrices in that order, rows x length */ \
     X(const float *, synthesis)       /* [hop][n] */                                        \
+    X(int, fold_synthesis)            /* synthesis by halves (needs folds and hop >= n/2) */  \
+    X(const float *, synthesis_pq)    /* then: [n/2][even rows] and [n/2][odd rows] */        \
     X(const float *, bias)            /* [c_out] or NULL */                                 \
     X(float, slope)                   /* leaky ReLU slope applied to the input */           \
     X(int, bf16)                      /* mix in bfloat16 (float32 sums) */                  \
