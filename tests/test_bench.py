@@ -25,6 +25,7 @@ from hifigan.inference.bench import (
     quality_check,
     run_synth_benchmark,
 )
+from hifigan.inference.fast import folded_copy
 from hifigan.inference.synthesis import bundled_samples
 
 
@@ -53,6 +54,29 @@ def test_benchmark_mel_is_real_speech_of_the_asked_length(tiny_config):
     assert not torch.equal(mel[0], mel[1])  # items start at different places
 
 
+def test_a_kernel_pins_the_fast_path():
+    cpu = torch.device("cpu")
+    specs = parse_paths("fast:avx2,fast:pytorch,fast-bf16:fft,fast-bf16:amx", cpu)
+    assert [s.name for s in specs] == ["torch fp32", "fast fp32 avx2", "fast fp32 pytorch", "fast bf16 fft",
+                                       "fast bf16 amx"]
+    assert [s.options for s in specs[1:]] == [{"native": "avx2"}, {"native": False}, {"amx": False}, {"amx": True}]
+    with pytest.raises(ConfigError, match="one of amx, fft, not 'avx2'"):
+        parse_paths("fast-bf16:avx2", cpu)
+    with pytest.raises(ConfigError, match="not 'amx'"):
+        parse_paths("fast:amx", cpu)
+    with pytest.raises(ConfigError, match="has no kernel to choose"):
+        parse_paths("torch:avx2", cpu)
+
+
+def test_the_pytorch_kernel_of_fast_runs_without_the_c_kernel(tiny_config):
+    generator = Generator(tiny_config.generator)
+    fast = build_path(PathSpec("fast", kernel="pytorch"), generator, tiny_config, torch.device("cpu"))
+    assert fast.kernel is None  # the PyTorch implementation of the same algorithms
+    mel = torch.randn(1, tiny_config.audio.n_mels, 12) - 4
+    with torch.inference_mode():
+        assert torch.allclose(fast(mel), folded_copy(generator)(mel), atol=1e-5)
+
+
 def test_parse_paths():
     cpu = torch.device("cpu")
     assert parse_paths("fast, torch-bf16,fast,onnx", cpu) == [
@@ -78,7 +102,7 @@ def test_openvino_is_a_benchmark_path_with_its_dtype():
     assert specs == [PathSpec("torch"), PathSpec("openvino"), PathSpec("openvino", torch.bfloat16)]
     assert [s.name for s in specs] == ["torch fp32", "openvino fp32", "openvino bf16"]
     assert PathSpec("openvino").exact and not PathSpec("openvino", torch.bfloat16).exact  # fp32 max abs, bf16 mel L1
-    with pytest.raises(ConfigError, match="only fast-bf16 has an :amx / :fft kernel"):
+    with pytest.raises(ConfigError, match="has no kernel to choose"):
         parse_paths("openvino-bf16:amx", cpu)
 
 

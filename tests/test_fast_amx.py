@@ -66,13 +66,12 @@ def test_bf16_without_amx_keeps_the_fft_kernel(monkeypatch):
     assert not use_amx() and not use_amx(False)
     with pytest.raises(ConfigError, match="AMX"):
         optimize(generator, dtype=torch.bfloat16, method="fast", amx=True)
-    if fast_native.bf16_available():
-        fast = optimize(generator, dtype=torch.bfloat16, method="fast")
-        assert isinstance(fast, FFTGenerator) and fast.bf16
-    else:  # no bf16 implementation at all: "auto" does not pick a slow one, "fast" says why
-        assert not isinstance(optimize(generator, dtype=torch.bfloat16), (AMXGenerator, FFTGenerator))
-        with pytest.raises(ConfigError):
-            optimize(generator, dtype=torch.bfloat16, method="fast")
+    for pays in (True, False):  # bf16 mixing where the kernel has it and it is faster, else float32
+        monkeypatch.setattr(fast_native, "bf16_mixing_pays", lambda target="auto", pays=pays: pays)
+        for method in ("fast", "auto"):
+            fast = optimize(generator, dtype=torch.bfloat16, method=method)
+            assert isinstance(fast, FFTGenerator) and fast.bf16 == (pays and fast_native.bf16_available())
+    assert not optimize(generator, dtype=torch.bfloat16, method="fast", native=False).bf16  # no kernel: float32
 
 
 def test_amx_false_asks_for_the_fft_kernel(monkeypatch):
@@ -91,20 +90,19 @@ def test_vocoder_bf16_runs_the_amx_path_on_amx_cpus(monkeypatch, tiny_config):
     torch.manual_seed(0)
     vocoder = Vocoder(Generator(tiny_config.generator), tiny_config, device="cpu", dtype="bfloat16")
     assert vocoder.backend == "fast" and isinstance(vocoder._fast, AMXGenerator)
-    monkeypatch.setattr(fast_native, "amx_available", lambda: False)
+    monkeypatch.setattr(fast_native, "amx_available", lambda: False)  # neither AMX nor bf16 mixing:
     vocoder = Vocoder(Generator(tiny_config.generator), tiny_config, device="cpu", dtype="bfloat16")
-    assert vocoder.backend == "torch" and vocoder._fast is None
-    with pytest.raises(ConfigError, match="AMX or avx512_bf16"):
-        Vocoder(Generator(tiny_config.generator), tiny_config, device="cpu", dtype="bfloat16", backend="fast")
+    assert vocoder.backend == "fast" and isinstance(vocoder._fast, FFTGenerator)  # the float32 kernel
+    assert not vocoder._fast.bf16
 
 
 def test_bench_names_and_builds_both_bf16_kernels(monkeypatch):
     cpu = torch.device("cpu")
     specs = bench.parse_paths("fast-bf16:amx,fast-bf16:fft,fast-bf16", cpu)
     assert [s.name for s in specs] == ["torch fp32", "fast bf16 amx", "fast bf16 fft", "fast bf16"]
-    with pytest.raises(ConfigError, match="amx or fft"):
+    with pytest.raises(ConfigError, match="one of amx, fft"):
         bench.parse_paths("fast-bf16:avx", cpu)
-    with pytest.raises(ConfigError, match="only fast-bf16"):
+    with pytest.raises(ConfigError, match="has no kernel to choose"):
         bench.parse_paths("torch-bf16:amx", cpu)
     monkeypatch.setattr(fast_native, "amx_available", lambda: True)
     names = [s.name for s in bench.default_paths(cpu)]
@@ -112,3 +110,17 @@ def test_bench_names_and_builds_both_bf16_kernels(monkeypatch):
     generator = _generator("v1", 16)
     config = with_generator_channels(preset("v1"), 16)
     assert isinstance(bench.build_path(specs[1], generator, config, cpu), AMXGenerator)
+
+
+def test_bf16_mixing_is_timed_once_per_kernel(monkeypatch):
+    pays = fast_native.bf16_mixing_pays()
+    assert isinstance(pays, bool)
+    if not fast_native.bf16_available():
+        assert not pays  # nothing to time: no bf16 mixing in this build
+        return
+
+    def no_second_timing(*args, **kwargs):
+        raise AssertionError("timed twice")
+
+    monkeypatch.setattr(fast_native, "NativeConv1d", no_second_timing)
+    assert fast_native.bf16_mixing_pays() is pays

@@ -25,8 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--paths", default=None,
                         help="comma-separated paths besides torch fp32, e.g. fast,onnx,torch-bf16 "
                         "(names as for synthesize --backend, plus compile, cuda-graph and openvino; fft, eager and "
-                        "onnxruntime are accepted too; fast-bf16:amx / fast-bf16:fft pick one bf16 "
-                        "implementation; default: all for the device)")
+                        "onnxruntime are accepted too; a kernel after ':' pins fast: fast-bf16:amx / "
+                        "fast-bf16:fft, fast:avx512 / fast:avx2 / fast:neon (a native build) / fast:pytorch "
+                        "(no C kernel); default: all for the device)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     parser.add_argument("--quality", nargs="+", metavar="AUDIO", default=None,
                         help="also copy-synthesize these clips (files or folders) with the bf16 CPU paths "

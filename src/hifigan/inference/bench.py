@@ -56,27 +56,46 @@ OPENVINO_MISSING = "openvino is not installed (pip install openvino)"
 OPENVINO_PRECISION = {torch.float32: "f32", torch.bfloat16: "bf16"}  # the CPU plugin's INFERENCE_PRECISION_HINT
 
 
+# the kernels a "fast" path can be pinned to: bf16 (AMX or the FFT kernel), fp32 (a native build or PyTorch)
+FAST_KERNELS = {torch.bfloat16: ("amx", "fft"), torch.float32: tuple(fast_native.TARGETS) + ("pytorch",)}
+
+
 @dataclass(frozen=True)
 class PathSpec:
-    """One way of running the generator: a path of `BENCH_PATHS` (an alias is stored as its path) and a dtype."""
+    """One way of running the generator: a path of `BENCH_PATHS` (an alias is stored as its path) and a dtype.
+
+    `kernel` pins "fast" to one implementation (None: whatever runs here): in bfloat16
+    "amx" or "fft"; in float32 a native build of `fast_native.TARGETS` ("avx2"...) or
+    "pytorch" (the same algorithms as PyTorch products, what runs without a C compiler).
+    """
 
     method: str
     dtype: torch.dtype = torch.float32
-    amx: Optional[bool] = None  # "fast" bf16 only: True the AMX path, False the FFT kernel, None whichever runs here
+    kernel: Optional[str] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", path_name(self.method, BENCH_PATHS, "path"))
-        if self.amx is not None and (self.method, self.dtype) != ("fast", torch.bfloat16):
-            raise ConfigError(f"path {self.method}-{DTYPE_NAMES[self.dtype]}: only fast-bf16 has an :amx / :fft kernel")
+        if self.kernel is None:
+            return
+        allowed = FAST_KERNELS.get(self.dtype, ()) if self.method == "fast" else ()
+        if self.kernel not in allowed:
+            where = f"path {self.method}-{DTYPE_NAMES[self.dtype]}"
+            if not allowed:
+                raise ConfigError(f"{where} has no kernel to choose (':' goes with fast and fast-bf16)")
+            raise ConfigError(f"{where}: the kernel after ':' is one of {', '.join(allowed)}, not {self.kernel!r}")
 
     @property
     def name(self) -> str:
-        return f"{self.method} {DTYPE_NAMES[self.dtype]}" + {True: " amx", False: " fft", None: ""}[self.amx]
+        return f"{self.method} {DTYPE_NAMES[self.dtype]}" + (f" {self.kernel}" if self.kernel else "")
 
     @property
     def options(self) -> dict:
         """What `optimize` is given besides method and dtype."""
-        return {} if self.amx is None else {"amx": self.amx}
+        if self.kernel is None:
+            return {}
+        if self.dtype == torch.bfloat16:
+            return {"amx": self.kernel == "amx"}
+        return {"native": False if self.kernel == "pytorch" else self.kernel}
 
     @property
     def exact(self) -> bool:
@@ -92,7 +111,7 @@ def default_paths(device: torch.device) -> list[PathSpec]:
                 PathSpec("cuda-graph", b16)]
     fast_b16 = [PathSpec("fast", b16)]
     if fast_native.amx_available():  # both bf16 implementations, side by side
-        fast_b16 = [PathSpec("fast", b16, amx=True)] + ([PathSpec("fast", b16, amx=False)]
+        fast_b16 = [PathSpec("fast", b16, kernel="amx")] + ([PathSpec("fast", b16, kernel="fft")]
                                                         if fast_native.bf16_available() else [])
     openvino = openvino_available()
     return ([PathSpec("torch", f32), PathSpec("fast", f32), PathSpec("onnx", f32)]
@@ -107,19 +126,18 @@ def openvino_available() -> bool:
 
 
 def parse_paths(text: str, device: torch.device) -> list[PathSpec]:
-    """'fast,torch-bf16,fast-bf16:fft' -> specs (dtype suffix -fp32/-bf16/-fp16, default fp32; fast-bf16 takes
-    :amx or :fft for one implementation); torch fp32 is always first."""
+    """'fast,torch-bf16,fast-bf16:fft,fast:avx2' -> specs (dtype suffix -fp32/-bf16/-fp16, default fp32;
+    "fast" takes a kernel after ':', see `PathSpec`); torch fp32 is always first."""
     names = {v: k for k, v in DTYPE_NAMES.items()}
-    kernels = {"": None, "amx": True, "fft": False}
     specs = [PathSpec("torch", torch.float32)]
     for entry in filter(None, (part.strip() for part in text.split(","))):
         item, _, kernel = entry.partition(":")
-        if kernel not in kernels:
-            raise ConfigError(f"path {entry!r}: the kernel after ':' is amx or fft")
         method, _, dtype = item.rpartition("-") if item.rsplit("-", 1)[-1] in names else (item, "", "fp32")
         try:
-            spec = PathSpec(method, names[dtype or "fp32"], kernels[kernel])
+            spec = PathSpec(method, names[dtype or "fp32"], kernel or None)
         except ConfigError as exc:
+            if kernel:
+                raise
             raise ConfigError(f"{exc}, optionally with -bf16 or -fp16") from None
         if spec not in specs:
             specs.append(spec)

@@ -426,9 +426,27 @@ def use_amx(amx: Optional[bool] = None) -> bool:
     return fast_native.amx_available() if amx is None else bool(amx)
 
 
-def fast_bf16_available() -> bool:
-    """Whether "fast" has a bfloat16 implementation on this CPU (AMX, or the kernel's AVX512_BF16 mixing)."""
-    return fast_native.amx_available() or fast_native.bf16_available()
+def fast_bf16_kernel(generator: nn.Module, amx: Optional[bool] = None, native: Union[bool, str, None] = None) -> str:
+    """What "fast" runs for bfloat16 here: "amx", "fft" (the kernel's bf16 mixing) or "float32".
+
+    `amx` True / False pins AMX / the FFT kernel's bf16 mixing (ConfigError where it cannot
+    run). With None: AMX where the CPU has it and the model is zero-padded; else bf16 mixing
+    where the kernel has it and it is faster than float32 mixing on this CPU
+    (`fast_native.bf16_mixing_pays`); else the exact float32 kernel, which is then both faster
+    and more accurate: asking for bfloat16 never runs slower than float32.
+    """
+    if amx:
+        use_amx(True)  # ConfigError without AMX
+        return "amx"
+    if amx is None and fast_native.amx_available() and padding_refusal(generator) is None:
+        return "amx"
+    target = "auto" if native is None or native is True else native
+    has_bf16 = native is not False and target in fast_native.TARGETS and fast_native.bf16_available(target)
+    if amx is False:
+        if not has_bf16:
+            raise ConfigError("bfloat16 FFT synthesis needs the native kernel on a CPU with AVX512_BF16")
+        return "fft"
+    return "fft" if has_bf16 and fast_native.bf16_mixing_pays(target) else "float32"
 
 
 def optimize(generator: Generator, dtype: torch.dtype = torch.float32, device: DeviceLike = None,
@@ -447,21 +465,20 @@ def optimize(generator: Generator, dtype: torch.dtype = torch.float32, device: D
     method = path_name(method, METHODS, "synthesis method")
     amx = options.pop("amx", None)
     if method == "auto":
-        zeros = padding_refusal(generator) is None
-        fits = (device.type == "cpu" and padding_refusal(generator, allowed=("zeros", "reflect")) is None
-                and (dtype == torch.float32 or dtype == torch.bfloat16
-                     and (fast_bf16_available() if zeros else fast_native.bf16_available())))
+        fits = (device.type == "cpu" and dtype in (torch.float32, torch.bfloat16)
+                and padding_refusal(generator, allowed=("zeros", "reflect")) is None)
         method = "fast" if fits else "torch"
     if method == "fast":
         if device.type != "cpu" or dtype not in (torch.float32, torch.bfloat16):
             raise ConfigError("method 'fast' runs on CPU in float32 (exact) or bfloat16")
-        if dtype == torch.bfloat16 and use_amx(amx) and (amx or padding_refusal(generator) is None):
+        kernel = fast_bf16_kernel(generator, amx, options.get("native")) if dtype == torch.bfloat16 else "float32"
+        if kernel == "amx":
             if options:
                 raise ConfigError(f"the AMX bf16 path takes no options {sorted(options)} (amx=False: the FFT kernel)")
             from .fast_amx import AMXGenerator
 
             return AMXGenerator(generator)
-        return FFTGenerator(generator, bf16=dtype == torch.bfloat16, **options)
+        return FFTGenerator(generator, bf16=kernel == "fft", **options)
     if device.type == "cpu" and dtype == torch.float16:
         raise ConfigError("float16 on CPU has no fast kernels; use bfloat16 (or float32)")
     if method == "cuda-graph":

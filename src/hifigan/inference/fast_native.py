@@ -45,7 +45,7 @@ from typing import Optional, Union
 import torch
 
 from . import fast_kernels
-from .fast_conv import FastConv1d, SequenceLayout
+from .fast_conv import FastConv1d, SequenceLayout, default_transform
 
 FLAGS = ["-O3", "-shared", "-fPIC", "-std=gnu11"]
 # Instruction-set flags per target; the source picks its vector code from the macros they define.
@@ -279,6 +279,48 @@ def bf16_available(target: str = "auto") -> bool:
     """Whether the kernel can mix in bfloat16 (AVX512_BF16 dot products)."""
     found = kernel(target)
     return found is not None and found.bf16
+
+
+_bf16_pays: dict[str, bool] = {}  # target -> whether its bf16 mixing beat float32 here (timed once)
+
+
+def bf16_mixing_pays(target: str = "auto") -> bool:
+    """Whether the kernel's bf16 mixing is faster than its float32 mixing on this CPU (timed once per process).
+
+    Why: avx512_bf16 dot products double the multiply rate on some CPUs (AMD Zen 4) but
+    run at the FMA rate on others (Intel Sapphire Rapids), where converting the spectra
+    makes bf16 slower than float32. Where it does not pay, `fast` in bfloat16 runs the
+    exact float32 kernel (fast.fast_bf16_kernel). The timing (one V1-sized layer,
+    ~0.1 s) must show bf16 at least 5% faster.
+    """
+    found = kernel(target)
+    if found is None or not found.bf16:
+        return False
+    with _lock:
+        if target in _bf16_pays:
+            return _bf16_pays[target]
+    import time
+
+    generator = torch.Generator().manual_seed(0)
+    channels, length = 128, 4096
+    weight = torch.randn(channels, channels, 11, generator=generator) / 40
+    conv = FastConv1d(weight, torch.zeros(channels), 1, default_transform(11))
+    runs = [NativeConv1d(conv, bf16=flag, native=found) for flag in (False, True)]
+    layout = SequenceLayout(1, length, conv.padding)
+    rows = conv.padding + conv.input_extent(layout.total) + conv.covered(layout.total)
+    source = torch.zeros(rows, channels)
+    layout.valid(source, conv.padding).normal_(generator=generator)
+    out = torch.empty_like(source)
+    best = [float("inf"), float("inf")]
+    for _ in range(4):
+        for index, run in enumerate(runs):
+            start = time.perf_counter()
+            run(source, conv.padding, layout, out, None)
+            best[index] = min(best[index], time.perf_counter() - start)
+    pays = best[1] < 0.95 * best[0]
+    with _lock:
+        _bf16_pays[target] = pays
+    return pays
 
 
 def cpu_flags() -> set[str]:

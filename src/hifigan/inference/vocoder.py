@@ -17,7 +17,8 @@ training goes through this class; the CLI is a thin layer over it.
 - `denoise=`: NVIDIA's bias denoiser (denoiser.py), off by default.
 - `backend`: "auto" (default) runs the fast CPU path of `fast.py` on CPU
   (exact in float32; in bfloat16 oneDNN's AMX kernels where the CPU has
-  AMX, else bf16 mixing where it has avx512_bf16)
+  AMX, else bf16 mixing where it has avx512_bf16 and that is faster, else
+  the exact float32 kernel: `fast.fast_bf16_kernel`)
   and eager PyTorch on CUDA; "fast", "torch" (eager) and "onnx"
   (onnxruntime on CPU) pick one. These are names of `fast.PATHS`, the one
   vocabulary of synthesis paths; its aliases ("fft", "eager", "onnxruntime")
@@ -301,17 +302,12 @@ class Vocoder:
 
     def _resolve_backend(self, backend: str) -> str:
         """"auto": the fast CPU path where it exists for this device and dtype, else eager."""
+        # in bfloat16 "fast" is AMX, the kernel's bf16 mixing, or the exact float32 kernel where
+        # neither is faster (fast.fast_bf16_kernel): on CPU it always beats eager
         fast_possible = self.device.type == "cpu" and self.dtype in (torch.float32, torch.bfloat16)
-        reflect = self.config.generator.conv_padding_mode != "zeros"
-        if self.dtype == torch.bfloat16 and fast_possible:
-            from . import fast_native
-            from .fast import fast_bf16_available
-
-            # AMX runs zero-padded models; SpeechBrain's reflect padding needs the bf16 FFT kernel
-            fast_possible = fast_native.bf16_available() if reflect else fast_bf16_available()
         if backend == "fast" and not fast_possible:
             raise ConfigError(
-                "the fast backend runs on CPU in float32 (or bfloat16 on CPUs with AMX or avx512_bf16); "
+                "the fast backend runs on CPU in float32 or bfloat16; "
                 f"this vocoder is {self.dtype} on {self.device}: use backend='torch'"
             )
         if backend == "auto":
