@@ -26,7 +26,8 @@ Case file (little-endian, written by `write_case`, read by neon_harness.c):
     layout: i64 gap, stride, length, batch
     i64 nbuffers; per buffer: i64 rows, cols, then an array (f32, rows*cols)
     i64 ncalls; per call: pointers src, out, base, each i64 buffer index (-1: NULL) and i64 offset in
-        floats; then conv: i64 frames, chunk, task0, task1 / pair: i64 frames1, frames2, chunk, task0, task1
+        floats; then conv: i64 frames, chunk, task0, task1 / pair: i64 frames1, frames2, chunk, task0, task1,
+        accumulate, then f32 divisor (0: none)
 The harness writes the final contents of the buffer `out` points into, as raw f32.
 """
 from __future__ import annotations
@@ -80,6 +81,7 @@ class Case:
     bias: bool = True
     extra_gap: int = 0  # gap rows beyond the padding
     tile_bytes: Optional[int] = None  # pairs: small, for several tiles
+    accumulate: bool = False  # pairs: add into out (the resblock sum) and divide by 3 (the average)
 
 
 CASES = [
@@ -91,6 +93,7 @@ CASES = [
     Case("winograd k3 d1", 32, 2, 300, ((3, 1),), base="inplace"),
     Case("pair k11 d5 + k11 d1", 32, 3, 200, ((11, 5), (11, 1)), tile_bytes=120 * 32 * 4),
     Case("pair k3 d3 + k3 d1", 48, 2, 250, ((3, 3), (3, 1)), tile_bytes=100 * 48 * 4),
+    Case("pair k7 d3 + k7 d1, sum", 32, 2, 220, ((7, 3), (7, 1)), tile_bytes=90 * 32 * 4, accumulate=True),
 ]
 
 
@@ -186,12 +189,21 @@ def record(case: Case, native: fast_native.Kernel, seed: int) -> Recorded:
         reference = base_init.double() + _conv1d(x, w, b, d)
         kind, tiles = KIND_CONV, 0
     else:
+        total = torch.zeros(case.batch, case.length, c)
+        if case.accumulate:  # out holds the sum so far: zero outside the examples, like the stage buffer
+            out.zero_()
+            total = torch.randn(case.batch, case.length, c)
+            layout.valid(out, origin).copy_(total)
         buffers = [source, out]
         before = [b.clone() for b in buffers]
-        pair(source, origin, layout, out, source, SLOPE)  # base is the input: the residual
+        # base is the input: the residual
+        pair(source, origin, layout, out, source, SLOPE, accumulate=case.accumulate,
+             divisor=3.0 if case.accumulate else None)
         (w1, b1), (w2, b2) = params
         hidden = _conv1d(x, w1, b1, case.convs[0][1])
         reference = x.double() + _conv1d(hidden, w2, b2, case.convs[1][1])
+        if case.accumulate:
+            reference = (total.double() + reference) / 3
         kind, tiles = KIND_PAIR, pair.tiling(layout.total)[0]
     return Recorded(kind, convs, list(kernel.lib.calls), buffers, before, out.clone(), reference, layout, origin,
                     tiles)
@@ -286,7 +298,11 @@ def write_case(path: Path, rec: Recorded) -> None:
         if any(arg._obj is not d for arg, d in zip(call[:len(rec.convs)], descs)):
             raise RuntimeError("the calls of one case use different descriptors")
         parts += [_pointer(rec.buffers, p) for p in pointers]
-        parts.append(_i64(*call[len(rec.convs) + 4:-1]))  # the scalars; the thread count is always 1
+        scalars = call[len(rec.convs) + 4:]  # frames.. task1, the thread count (always 1) [, accumulate, divisor]
+        if rec.kind == KIND_CONV:
+            parts.append(_i64(*scalars[:4]))
+        else:
+            parts.append(_i64(*scalars[:5], scalars[6]) + struct.pack("<f", scalars[7]))
     path.write_bytes(b"".join(parts))
 
 

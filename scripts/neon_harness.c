@@ -154,9 +154,11 @@ int main(int argc, char **argv) {
                                (long)task1, 1);
         } else {
             const int64_t frames1 = read_i64(), frames2 = read_i64(), chunk = read_i64();
-            const int64_t task0 = read_i64(), task1 = read_i64();
+            const int64_t task0 = read_i64(), task1 = read_i64(), accumulate = read_i64();
+            float divisor;
+            if (fread(&divisor, sizeof divisor, 1, in) != 1) fail("short case file");
             code = hg_fft_pair(&convs[0], &convs[1], &lay, src, out, base, (long)frames1, (long)frames2,
-                               (int)chunk, (long)task0, (long)task1, 1);
+                               (int)chunk, (long)task0, (long)task1, 1, (int)accumulate, divisor);
         }
         if (code) {
             fprintf(stderr, "neon_harness: the kernel returned %d\n", code);

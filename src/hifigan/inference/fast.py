@@ -362,30 +362,42 @@ class FFTGenerator(nn.Module):
             buffer[:origin].zero_()
             buffer[origin + total:].zero_()
         layout.zero_invalid(x0, origin, total)
+        blocks = len(stage.blocks)
+        divided = False  # whether the kernel already divided the sum by the block count
         for index, steps in enumerate(stage.blocks):
             spare = [tmp, h] if index > 0 else [acc, tmp] if len(steps) % 2 else [tmp, acc]
             current = x0
-            for conv1, conv2, slope, pair in steps:
-                if pair is not None:  # x = x + conv2(lrelu(conv1(lrelu(x)))) fused, ping-pong
+            for step, (conv1, conv2, slope, pair) in enumerate(steps):
+                if pair is not None and index > 0 and step == len(steps) - 1:
+                    # the block's last pair adds itself into the sum (and averages it after the last block)
+                    last = index == blocks - 1
+                    pair(current, origin, layout, acc, current, slope, accumulate=True,
+                         divisor=float(self.num_kernels) if last else None)
+                    divided = divided or last
+                    current = acc
+                elif pair is not None:  # x = x + conv2(lrelu(conv1(lrelu(x)))) fused, ping-pong
                     target = spare[0] if current is not spare[0] else spare[1]
                     pair(current, origin, layout, target, current, slope)
+                    current = target
                 elif conv2 is None:  # x = x + conv(lrelu(x)), ping-pong between two buffers
                     target = spare[0] if current is not spare[0] else spare[1]
                     self._margins(current, origin, layout, conv1.padding)
                     conv1(current, origin, layout, target, current, ws, slope)
+                    current = target
                 else:  # x = x + conv2(lrelu(conv1(lrelu(x)))), in place after the first pair
                     target = (acc if index == 0 else tmp) if current is x0 else current
                     self._margins(current, origin, layout, conv1.padding)
                     conv1(current, origin, layout, h, None, ws, slope)
                     self._margins(h, origin, layout, conv2.padding)
                     conv2(h, origin, layout, target, current, ws, slope)
-                current = target
-            if index > 0:
+                    current = target
+            if index > 0 and current is not acc:
                 acc[origin:origin + covered].add_(current[origin:origin + covered])
-            elif current is not acc:
+            elif index == 0 and current is not acc:
                 acc.copy_(current)
         valid = layout.valid(acc, origin)
-        torch.div(valid, self.num_kernels, out=valid)
+        if not divided:
+            torch.div(valid, self.num_kernels, out=valid)
         return valid, layout
 
 

@@ -225,7 +225,7 @@ class Kernel:
         lib.hg_fft_pair.argtypes = [
             ctypes.POINTER(_Conv), ctypes.POINTER(_Conv), ctypes.POINTER(_Layout), ctypes.c_void_p,
             ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_long, ctypes.c_int, ctypes.c_long,
-            ctypes.c_long, ctypes.c_int,
+            ctypes.c_long, ctypes.c_int, ctypes.c_int, ctypes.c_float,
         ]
         self.variant = lib.hg_variant().decode()
         if not self.variant:
@@ -620,11 +620,13 @@ class NativePair:
         """(tiles, conv2 frames per tile, conv1 frames per tile) for `length` rows on the current threads.
 
         As few tiles as fit max_tile, at least two per thread where the length allows (so short
-        inputs keep every thread busy), each just long enough: the rows computed past `length`
-        stay under one frame per tile.
+        inputs keep every thread busy) and a multiple of the threads, each just long enough:
+        the rows computed past `length` stay under one frame per tile.
         """
         threads = max(1, torch.get_num_threads())
         tiles = max(-(-length // self.max_tile), min(2 * threads, -(-length // (4 * self.unit2))), 1)
+        if tiles > threads:  # a multiple of the threads: no thread waits for the last tile alone
+            tiles = -(-tiles // threads) * threads
         frames2 = -(-(-(-length // tiles)) // self.unit2)
         tiles = -(-length // (frames2 * self.unit2))
         frames1 = -(-(frames2 * self.unit2 + self.halo) // self.unit1)
@@ -652,11 +654,14 @@ class NativePair:
         return float(per_tile * tiles)
 
     def __call__(self, source: torch.Tensor, origin: int, layout: SequenceLayout, out: torch.Tensor,
-                 base: Optional[torch.Tensor], slope: float) -> None:
+                 base: Optional[torch.Tensor], slope: float, accumulate: bool = False,
+                 divisor: Optional[float] = None) -> None:
         """out[t] = (base[t] +) conv2(lrelu(conv1(lrelu(source))))[t] on valid rows, 0 on the others.
 
         Buffers as for `NativeConv1d` (time 0 at row `origin`, zero outside the examples),
         with this pair's `padding`, `input_extent` and `covered`; `out` must not be `source`.
+        `accumulate`: out[t] += that value instead (the resblock fusion's sum), then divided
+        by `divisor` if given (its average), with PyTorch's order of operations.
         """
         if out.data_ptr() == source.data_ptr():
             raise ValueError("out: a fused pair cannot write over its input (other tiles still read it)")
@@ -680,6 +685,7 @@ class NativePair:
 
         def run(first: int, last: int, count: int = 1) -> int:
             return lib.hg_fft_pair(ctypes.byref(self.first.desc), ctypes.byref(self.second.desc), ctypes.byref(lay),
-                                   src, dst, bs, frames1, frames2, self.chunk, first, last, count)
+                                   src, dst, bs, frames1, frames2, self.chunk, first, last, count,
+                                   int(accumulate), float(divisor or 0.0))
 
         _dispatch(self.native, run, tiles, max(1, torch.get_num_threads()))

@@ -102,12 +102,23 @@ int hg_openmp(void) {
 ALWAYS_INLINE void store(float *p, vf v, int acc) { v_store(p, acc ? v_add(v_load(p), v) : v); }
 
 /* How a tile of a layer's output is written (synthesis): row i of the tile is one time step,
- * valid (bit i of `valid`) -> (sum + bias) + base, else 0 (a gap or the tail). The bias and
+ * valid (bit i of `valid`) -> y = (sum + bias) + base, else 0 (a gap or the tail); with
+ * `accumulate` the row becomes out + y, and with a nonzero `divisor` that divided by it (the
+ * resblock fusion's sum and average, in the order PyTorch would add and divide). The bias and
  * base pointers are at the tile's first column; base rows have the output's row stride. */
 typedef struct {
     const float *bias, *base;
     unsigned valid;
+    int accumulate;
+    float divisor;
 } hg_epilogue;
+
+/* The accumulate / divisor part of an output row's value (see hg_epilogue). */
+ALWAYS_INLINE vf finish(vf y, const float *dst, int accumulate, float divisor) {
+    if (accumulate) y = v_add(v_load(dst), y);
+    if (divisor != 0.f) y = v_div(y, v_set1(divisor));
+    return y;
+}
 
 /* One register tile: C[i][0:nv VL] (+)= sum_k A[i][k] B[k][0:nv VL] for i < rows (a
  * compile-time constant after inlining: see ROWS_SWITCH); B optionally leaky-ReLU'd on load. */
@@ -151,7 +162,7 @@ ALWAYS_INLINE void tile(const int nv, const int lrelu, const int rows, int K, co
                 vf y = c[i][v];
                 if (out->bias) y = v_add(y, v_load(out->bias + v * VL));
                 if (out->base) y = v_add(v_load(out->base + (long)i * ldc + v * VL), y);
-                v_store(dst + v * VL, y);
+                v_store(dst + v * VL, finish(y, dst + v * VL, out->accumulate, out->divisor));
             }
         }
         return;
@@ -188,6 +199,8 @@ ALWAYS_INLINE void panel(const int W, const int lrelu, int mr, int K, const floa
             shifted.bias = out->bias ? out->bias + j : NULL;
             shifted.base = out->base ? out->base + j : NULL;
             shifted.valid = out->valid;
+            shifted.accumulate = out->accumulate;
+            shifted.divisor = out->divisor;
             o = &shifted;
         }
 #define TILE_CALL(r) tile(nv, lrelu, r, K, A, lda, B + j, ldb, slope, C + j, ldc, acc, o)
@@ -415,7 +428,7 @@ static void analyse(const hg_conv *cv, const float *frame, long ldf, float *Xf, 
  * P[j - n/2] + Q[j - n/2] and output j < n/2 is P[j] - Q[j]: n/2 x n multiply-adds per
  * frame and channel instead of hop x n. X's even bins are its first rows (fold_plan's order). */
 static void synthesise_folded(const hg_conv *cv, const hg_layout *lay, int nf, const float *Y, long yf,
-                              float *out, const float *base, long f0, int phase) {
+                              float *out, const float *base, long f0, int phase, int accumulate, float divisor) {
     const int n = cv->n, hop = cv->hop, d = cv->dil, co = cv->c_out, half = n / 2;
     const int odd = cv->fold_rows[cv->folds], even = n - odd, first = n - hop; /* output 0 is j = n - hop */
     const float *Sp = cv->synthesis_pq, *Sq = Sp + (long)half * even;
@@ -453,7 +466,7 @@ static void synthesise_folded(const hg_conv *cv, const hg_layout *lay, int nf, c
                         vf y = jj >= half ? v_add(p, q) : v_sub(p, q);
                         if (cv->bias) y = v_add(y, v_load(cv->bias + j + c));
                         if (bs) y = v_add(v_load(bs + c), y);
-                        v_store(dst + c, y);
+                        v_store(dst + c, finish(y, dst + c, accumulate, divisor));
                     }
                 }
             }
@@ -461,9 +474,11 @@ static void synthesise_folded(const hg_conv *cv, const hg_layout *lay, int nf, c
     }
 }
 
-/* Frames [f0, f0 + nf) of `phase`: see the file comment. Scratch: X, Y [nf][n][c], F [2 n][c]. */
+/* Frames [f0, f0 + nf) of `phase`: see the file comment; `accumulate` and `divisor` as in
+ * hg_epilogue. Scratch: X, Y [nf][n][c], F [2 n][c]. */
 static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src0, float *out,
-                       const float *base, int phase, long f0, int nf, float *X, float *Y, float *F) {
+                       const float *base, int phase, long f0, int nf, float *X, float *Y, float *F,
+                       int accumulate, float divisor) {
     const int n = cv->n, hop = cv->hop, d = cv->dil, ci = cv->c_in, co = cv->c_out;
     const long xf = frame_stride(n, ci), yf = frame_stride(n, co);
     /* analysis: X[f] (n x ci) = A . lrelu(frame f), frame rows at stride d*ci */
@@ -530,7 +545,7 @@ static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src
      * stride d*co; the bias, the residual base and the zeroed gaps are written by the tile */
     const long ldo = (long)d * co;
     if (cv->fold_synthesis) {
-        synthesise_folded(cv, lay, nf, Y, yf, out, base, f0, phase);
+        synthesise_folded(cv, lay, nf, Y, yf, out, base, f0, phase, accumulate, divisor);
         return;
     }
     for (int f = 0; f < nf; f++) {
@@ -541,7 +556,8 @@ static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src
             const long t = t0 + (long)i0 * d;
             const unsigned valid = valid_rows(lay, t, d, mr);
             for (int j = 0; j < co; j += 32) {
-                const hg_epilogue e = {cv->bias ? cv->bias + j : NULL, base ? base + t * co + j : NULL, valid};
+                const hg_epilogue e = {cv->bias ? cv->bias + j : NULL, base ? base + t * co + j : NULL, valid,
+                                       accumulate, divisor};
                 const float *S = cv->synthesis + (long)i0 * n;
                 if (co - j >= 32) kern32_out(mr, n, S, n, Yf + j, co, out + t * co + j, ldo, &e);
                 else kern16_out(mr, n, S, n, Yf + j, co, out + t * co + j, ldo, &e);
@@ -592,7 +608,7 @@ int hg_fft_conv(const hg_conv *cv, const hg_layout *lay, const float *src0, floa
         const int phase = (int)(task / chunks);
         const long f0 = (task % chunks) * chunk;
         const int nf = (int)(frames - f0 < chunk ? frames - f0 : chunk);
-        conv_chunk(cv, lay, src0, out, base, phase, f0, nf, X, Y, F);
+        conv_chunk(cv, lay, src0, out, base, phase, f0, nf, X, Y, F, 0, 0.f);
     }
     return failed ? -1 : 0;
 #else
@@ -608,10 +624,11 @@ int hg_fft_conv(const hg_conv *cv, const hg_layout *lay, const float *src0, floa
  * would be written and read back in full). Tile `task` is times [task L, (task + 1) L) with
  * L = frames2 hop2 dil2; conv1 runs frames1 frames per phase from time task L - pad2, enough
  * for conv2's reads. src, out and base point at time 0; the caller provides the margins
- * (fast_native.NativePair). out must not be src: neighbouring tiles still read it. */
+ * (fast_native.NativePair). out must not be src: neighbouring tiles still read it. With
+ * `accumulate` (and `divisor`) the result is added into out (and divided: hg_epilogue). */
 int hg_fft_pair(const hg_conv *c1, const hg_conv *c2, const hg_layout *lay, const float *src, float *out,
                 const float *base, long frames1, long frames2, int chunk, long task0, long task1,
-                int threads) {
+                int threads, int accumulate, float divisor) {
 #ifdef HG_SIMD
     if ((c1->bf16 || c2->bf16) && !hg_has_bf16()) return -2;
     const long pad1 = (long)c1->dil * (c1->n - c1->hop) / 2, pad2 = (long)c2->dil * (c2->n - c2->hop) / 2;
@@ -639,17 +656,17 @@ int hg_fft_pair(const hg_conv *c1, const hg_conv *c2, const hg_layout *lay, cons
         for (int phase = 0; phase < c1->dil; phase++)
             for (long f0 = 0; f0 < frames1; f0 += chunk)
                 conv_chunk(c1, &local, src1, H, NULL, phase, f0, (int)(frames1 - f0 < chunk ? frames1 - f0 : chunk),
-                           X, Y, F);
+                           X, Y, F, 0, 0.f);
         local.gap = lay->gap - a;
         for (int phase = 0; phase < c2->dil; phase++)
             for (long f0 = 0; f0 < frames2; f0 += chunk)
                 conv_chunk(c2, &local, H, out + a * c2->c_out, base ? base + a * c2->c_out : NULL, phase, f0,
-                           (int)(frames2 - f0 < chunk ? frames2 - f0 : chunk), X, Y, F);
+                           (int)(frames2 - f0 < chunk ? frames2 - f0 : chunk), X, Y, F, accumulate, divisor);
     }
     return failed ? -1 : 0;
 #else
     (void)c1; (void)c2; (void)lay; (void)src; (void)out; (void)base; (void)frames1; (void)frames2;
-    (void)chunk; (void)task0; (void)task1; (void)threads;
+    (void)chunk; (void)task0; (void)task1; (void)threads; (void)accumulate; (void)divisor;
     return -3;
 #endif
 }
