@@ -551,7 +551,7 @@ class NativeConv1d:
         # at least 4 tasks per thread so that short inputs still keep every thread busy
         share = -(-frames * conv.dilation // (4 * threads))
         chunk = max(6, min(_chunk_cap(conv), -(-share // 6) * 6))
-        tasks = conv.dilation * (-(-frames // chunk))
+        tasks = -(-frames * conv.dilation // chunk)  # chunks run across phases (hg_fast.c frame_time)
         lay = _Layout(layout.gap, layout.stride, layout.length, layout.batch)
         item = source.element_size()
         src0 = source.data_ptr() + (origin - conv.padding) * conv.c_in * item
@@ -566,8 +566,11 @@ class NativeConv1d:
 
 
 def _chunk_cap(conv: FastConv1d) -> int:
-    """Most frames per kernel step: a multiple of 6 whose spectra (X and Y) fit in ~768 KB of L2."""
-    return max(6, min(96, (768 * 1024) // (4 * conv.block * (conv.c_in + conv.c_out)) // 6 * 6))
+    """Most frames per kernel step, a multiple of 6: as many as have their spectra (X and Y) in ~768 KB
+    of L2, or c_in / 4 if that is more, so that wide layers do not re-read their mixing weights
+    (32 c_in c_out floats, read once per step) for every few frames."""
+    fit = (768 * 1024) // (4 * conv.block * (conv.c_in + conv.c_out))
+    return max(6, min(96, max(fit, conv.c_in // 4) // 6 * 6))
 
 
 def _check_buffer(name: str, tensor: Optional[torch.Tensor], channels: int) -> None:
@@ -627,10 +630,20 @@ class NativePair:
         tiles = max(-(-length // self.max_tile), min(2 * threads, -(-length // (4 * self.unit2))), 1)
         if tiles > threads:  # a multiple of the threads: no thread waits for the last tile alone
             tiles = -(-tiles // threads) * threads
-        frames2 = -(-(-(-length // tiles)) // self.unit2)
-        tiles = -(-length // (frames2 * self.unit2))
-        frames1 = -(-(frames2 * self.unit2 + self.halo) // self.unit1)
-        return tiles, frames2, frames1
+        shortest = -(-(-(-length // tiles)) // self.unit2)
+        best = None
+        # conv1 computes whole frames of unit1 rows: of the tile lengths near the shortest, the one
+        # whose conv1 rows (tile + halo, rounded up) waste least, counting the tiles it needs
+        for frames2 in range(shortest, shortest + max(1, self.unit1 // self.unit2) + 1):
+            count = -(-length // (frames2 * self.unit2))
+            frames1 = -(-(frames2 * self.unit2 + self.halo) // self.unit1)
+            work = count * (frames1 * self.unit1 + frames2 * self.unit2)
+            if frames2 * self.unit2 <= max(self.max_tile, self.unit2) and (best is None or work < best[0]):
+                best = (work, count, frames2, frames1)
+        if best is None:
+            frames2 = shortest
+            return -(-length // (frames2 * self.unit2)), frames2, -(-(frames2 * self.unit2 + self.halo) // self.unit1)
+        return best[1], best[2], best[3]
 
     def tiles(self, length: int) -> int:
         return self.tiling(length)[0]

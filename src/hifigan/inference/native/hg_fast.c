@@ -353,6 +353,12 @@ static void gemm_plain(int M, int K, int ncols, const float *A, long lda, const 
 #define FRAME_PAD 16
 static inline long frame_stride(int n, int c) { return (long)n * c + FRAME_PAD; }
 
+/* The time of frame q's first output when the frames of all d phases are numbered phase-major,
+ * per_phase of them each: frame f of phase p starts at f hop d + p (its outputs every d rows). */
+static inline long frame_time(long q, long per_phase, int hop, int d) {
+    return (q % per_phase) * (long)hop * d + q / per_phase;
+}
+
 /* Bit i set when time t + i d (i < count) holds an example row (not a gap, not the tail):
  * one division per tile instead of one per row (a 64-bit division costs tens of cycles). */
 static inline unsigned valid_rows(const hg_layout *lay, long t, long d, int count) {
@@ -428,7 +434,8 @@ static void analyse(const hg_conv *cv, const float *frame, long ldf, float *Xf, 
  * P[j - n/2] + Q[j - n/2] and output j < n/2 is P[j] - Q[j]: n/2 x n multiply-adds per
  * frame and channel instead of hop x n. X's even bins are its first rows (fold_plan's order). */
 static void synthesise_folded(const hg_conv *cv, const hg_layout *lay, int nf, const float *Y, long yf,
-                              float *out, const float *base, long f0, int phase, int accumulate, float divisor) {
+                              float *out, const float *base, long q0, long per_phase, int accumulate,
+                              float divisor) {
     const int n = cv->n, hop = cv->hop, d = cv->dil, co = cv->c_out, half = n / 2;
     const int odd = cv->fold_rows[cv->folds], even = n - odd, first = n - hop; /* output 0 is j = n - hop */
     const float *Sp = cv->synthesis_pq, *Sq = Sp + (long)half * even;
@@ -436,7 +443,7 @@ static void synthesise_folded(const hg_conv *cv, const hg_layout *lay, int nf, c
     float *P = pq, *Q = pq + half * 32;
     for (int f = 0; f < nf; f++) {
         const float *Yf = Y + f * yf;
-        const long t0 = (f0 + f) * (long)hop * d + phase;
+        const long t0 = frame_time(q0 + f, per_phase, hop, d);
         for (int j = 0; j < co; j += 32) {
             const int w = co - j >= 32 ? 32 : 16;
             for (int i0 = 0; i0 < half; i0 += MR) {
@@ -474,16 +481,18 @@ static void synthesise_folded(const hg_conv *cv, const hg_layout *lay, int nf, c
     }
 }
 
-/* Frames [f0, f0 + nf) of `phase`: see the file comment; `accumulate` and `divisor` as in
- * hg_epilogue. Scratch: X, Y [nf][n][c], F [2 n][c]. */
+/* Frames [q0, q0 + nf) of the layer, numbered phase-major (`per_phase` frames per phase:
+ * see frame_time), so that one chunk may hold frames of several phases and the mixing
+ * weights are read once for all of them; `accumulate` and `divisor` as in hg_epilogue.
+ * Scratch: X, Y [nf][n][c], F [2 n][c]. */
 static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src0, float *out,
-                       const float *base, int phase, long f0, int nf, float *X, float *Y, float *F,
+                       const float *base, long q0, int nf, long per_phase, float *X, float *Y, float *F,
                        int accumulate, float divisor) {
     const int n = cv->n, hop = cv->hop, d = cv->dil, ci = cv->c_in, co = cv->c_out;
     const long xf = frame_stride(n, ci), yf = frame_stride(n, co);
     /* analysis: X[f] (n x ci) = A . lrelu(frame f), frame rows at stride d*ci */
     for (int f = 0; f < nf; f++)
-        analyse(cv, src0 + ((f0 + f) * (long)hop * d + phase) * ci, (long)d * ci, X + f * xf, F);
+        analyse(cv, src0 + frame_time(q0 + f, per_phase, hop, d) * ci, (long)d * ci, X + f * xf, F);
     /* mixing: per group, Y[:, g] (nf x size*co) = X[:, g] (nf x size*ci) . W_g */
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
     if (cv->bf16) {
@@ -541,16 +550,16 @@ static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src
             }
         }
     }
-    /* synthesis: rows i of frame f are times (f0+f)*hop*d + phase + i*d, rows of `out` at
+    /* synthesis: rows i of a frame are times frame_time + i*d, rows of `out` at
      * stride d*co; the bias, the residual base and the zeroed gaps are written by the tile */
     const long ldo = (long)d * co;
     if (cv->fold_synthesis) {
-        synthesise_folded(cv, lay, nf, Y, yf, out, base, f0, phase, accumulate, divisor);
+        synthesise_folded(cv, lay, nf, Y, yf, out, base, q0, per_phase, accumulate, divisor);
         return;
     }
     for (int f = 0; f < nf; f++) {
         const float *Yf = Y + f * yf;
-        const long t0 = (f0 + f) * (long)hop * d + phase;
+        const long t0 = frame_time(q0 + f, per_phase, hop, d);
         for (int i0 = 0; i0 < hop; i0 += MR) {
             const int mr = hop - i0 < MR ? hop - i0 : MR;
             const long t = t0 + (long)i0 * d;
@@ -583,7 +592,7 @@ static float *scratch(int which, size_t bytes) {
 
 #endif /* HG_SIMD */
 
-/* Tasks [task0, task1) of (phase-major) chunks of `chunk` frames, `frames` frames per phase,
+/* Tasks [task0, task1) of chunks of `chunk` frames (phase-major: frame_time), `frames` frames per phase,
  * on `threads` OpenMP threads (built with OpenMP: the same runtime and threads as PyTorch's;
  * without, the caller runs disjoint task ranges on its own threads).
  * src0 points at the input row of time -padding. Returns 0, -1 (no memory), -2 (no bf16),
@@ -592,7 +601,7 @@ int hg_fft_conv(const hg_conv *cv, const hg_layout *lay, const float *src0, floa
                 const float *base, long frames, int chunk, long task0, long task1, int threads) {
 #ifdef HG_SIMD
     if (cv->bf16 && !hg_has_bf16()) return -2;
-    const long chunks = (frames + chunk - 1) / chunk;
+    const long all = frames * cv->dil;
     /* X holds the float32 spectra, then (bf16 mode) their bfloat16 copy: 1.5x */
     const size_t xs = sizeof(float) * ((size_t)chunk * frame_stride(cv->n, cv->c_in) * 3 / 2);
     const size_t ys = sizeof(float) * (size_t)chunk * frame_stride(cv->n, cv->c_out);
@@ -605,10 +614,9 @@ int hg_fft_conv(const hg_conv *cv, const hg_layout *lay, const float *src0, floa
             failed = 1;
             continue;
         }
-        const int phase = (int)(task / chunks);
-        const long f0 = (task % chunks) * chunk;
-        const int nf = (int)(frames - f0 < chunk ? frames - f0 : chunk);
-        conv_chunk(cv, lay, src0, out, base, phase, f0, nf, X, Y, F, 0, 0.f);
+        const long q0 = task * chunk;
+        if (q0 >= all) continue;
+        conv_chunk(cv, lay, src0, out, base, q0, (int)(all - q0 < chunk ? all - q0 : chunk), frames, X, Y, F, 0, 0.f);
     }
     return failed ? -1 : 0;
 #else
@@ -653,15 +661,14 @@ int hg_fft_pair(const hg_conv *c1, const hg_conv *c2, const hg_layout *lay, cons
         hg_layout local = *lay;
         local.gap = lay->gap - h0;
         const float *src1 = src + (h0 - pad1) * c1->c_in;
-        for (int phase = 0; phase < c1->dil; phase++)
-            for (long f0 = 0; f0 < frames1; f0 += chunk)
-                conv_chunk(c1, &local, src1, H, NULL, phase, f0, (int)(frames1 - f0 < chunk ? frames1 - f0 : chunk),
-                           X, Y, F, 0, 0.f);
+        const long all1 = frames1 * c1->dil, all2 = frames2 * c2->dil; /* every phase's frames */
+        for (long q0 = 0; q0 < all1; q0 += chunk)
+            conv_chunk(c1, &local, src1, H, NULL, q0, (int)(all1 - q0 < chunk ? all1 - q0 : chunk), frames1,
+                       X, Y, F, 0, 0.f);
         local.gap = lay->gap - a;
-        for (int phase = 0; phase < c2->dil; phase++)
-            for (long f0 = 0; f0 < frames2; f0 += chunk)
-                conv_chunk(c2, &local, H, out + a * c2->c_out, base ? base + a * c2->c_out : NULL, phase, f0,
-                           (int)(frames2 - f0 < chunk ? frames2 - f0 : chunk), X, Y, F, accumulate, divisor);
+        for (long q0 = 0; q0 < all2; q0 += chunk)
+            conv_chunk(c2, &local, H, out + a * c2->c_out, base ? base + a * c2->c_out : NULL, q0,
+                       (int)(all2 - q0 < chunk ? all2 - q0 : chunk), frames2, X, Y, F, accumulate, divisor);
     }
     return failed ? -1 : 0;
 #else
