@@ -349,8 +349,13 @@ class FFTGenerator(nn.Module):
         ws, up = self.workspace, stage.up
         # upsampling input: lrelu(source) in a zeroed sequence with margins for the polyphase taps
         u_origin = max(0, -up.min_offset)
-        u = ws.zeros("u", (u_origin + layout.total + max(0, up.max_offset), stage.c_in), source)
+        u_rows = u_origin + layout.total + max(0, up.max_offset)
+        u = ws.get("u", (u_rows, stage.c_in), source)
         _leaky_relu_into(source, self.up_slope, layout.valid(u, u_origin)[..., :source.shape[-1]])
+        u[:u_origin].zero_()  # everything but the examples is zero: margins, gaps, tail, padded channels
+        layout.zero_invalid(u, u_origin, u_rows - u_origin)
+        if source.shape[-1] < stage.c_in:
+            layout.valid(u, u_origin)[..., source.shape[-1]:].zero_()
         layout = layout.scaled(stage.rate)
         total, origin, c = layout.total, stage.margin, stage.channels
         rows = stage.rows(total)
