@@ -27,7 +27,7 @@ Case file (little-endian, written by `write_case`, read by neon_harness.c):
     i64 nbuffers; per buffer: i64 rows, cols, then an array (f32, rows*cols)
     i64 ncalls; per call: pointers src, out, base, each i64 buffer index (-1: NULL) and i64 offset in
         floats; then conv: i64 frames, chunk, task0, task1 / pair: i64 frames1, frames2, chunk, task0, task1,
-        accumulate, then f32 divisor (0: none)
+        accumulate, then f32 divisor (0: none), i64 activate, f32 after (the leaky ReLU slope)
 The harness writes the final contents of the buffer `out` points into, as raw f32.
 """
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Case:
     bias: bool = True
     extra_gap: int = 0  # gap rows beyond the padding
     tile_bytes: Optional[int] = None  # pairs: small, for several tiles
-    accumulate: bool = False  # pairs: add into out (the resblock sum) and divide by 3 (the average)
+    accumulate: bool = False  # pairs: add into out (the resblock sum), divide by 3 (the average), leaky ReLU 0.1
 
 
 CASES = [
@@ -198,12 +198,12 @@ def record(case: Case, native: fast_native.Kernel, seed: int) -> Recorded:
         before = [b.clone() for b in buffers]
         # base is the input: the residual
         pair(source, origin, layout, out, source, SLOPE, accumulate=case.accumulate,
-             divisor=3.0 if case.accumulate else None)
+             divisor=3.0 if case.accumulate else None, activate=0.1 if case.accumulate else None)
         (w1, b1), (w2, b2) = params
         hidden = _conv1d(x, w1, b1, case.convs[0][1])
         reference = x.double() + _conv1d(hidden, w2, b2, case.convs[1][1])
         if case.accumulate:
-            reference = (total.double() + reference) / 3
+            reference = torch.nn.functional.leaky_relu((total.double() + reference) / 3, 0.1)
         kind, tiles = KIND_PAIR, pair.tiling(layout.total)[0]
     return Recorded(kind, convs, list(kernel.lib.calls), buffers, before, out.clone(), reference, layout, origin,
                     tiles)
@@ -302,7 +302,8 @@ def write_case(path: Path, rec: Recorded) -> None:
         if rec.kind == KIND_CONV:
             parts.append(_i64(*scalars[:4]))
         else:
-            parts.append(_i64(*scalars[:5], scalars[6]) + struct.pack("<f", scalars[7]))
+            parts.append(_i64(*scalars[:5], scalars[6]) + struct.pack("<f", scalars[7]) + _i64(scalars[8])
+                         + struct.pack("<f", scalars[9]))
     path.write_bytes(b"".join(parts))
 
 

@@ -155,10 +155,13 @@ int main(int argc, char **argv) {
         } else {
             const int64_t frames1 = read_i64(), frames2 = read_i64(), chunk = read_i64();
             const int64_t task0 = read_i64(), task1 = read_i64(), accumulate = read_i64();
-            float divisor;
+            float divisor, after;
             if (fread(&divisor, sizeof divisor, 1, in) != 1) fail("short case file");
+            const int64_t activate = read_i64();
+            if (fread(&after, sizeof after, 1, in) != 1) fail("short case file");
             code = hg_fft_pair(&convs[0], &convs[1], &lay, src, out, base, (long)frames1, (long)frames2,
-                               (int)chunk, (long)task0, (long)task1, 1, (int)accumulate, divisor);
+                               (int)chunk, (long)task0, (long)task1, 1, (int)accumulate, divisor, (int)activate,
+                               after);
         }
         if (code) {
             fprintf(stderr, "neon_harness: the kernel returned %d\n", code);

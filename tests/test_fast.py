@@ -190,13 +190,14 @@ def test_a_fused_residual_pair_equals_its_two_convs(kernel, dilation, channels):
         assert not covered[mask[origin:origin + covered.shape[0], 0] == 0].any(), target  # gaps and tail zero
         with pytest.raises(ValueError, match="cannot write over its input"):
             pair(source, origin, layout, source, source, 0.1)
-        # the resblock sum: added into what `out` holds, then averaged
+        # the resblock sum: added into what `out` holds, averaged, activated for the next layer
         so_far = torch.randn(batch, length, channels)
         total = torch.zeros(rows, padded)
         layout.valid(total, origin)[..., :channels] = so_far
-        pair(source, origin, layout, total, source, 0.1, accumulate=True, divisor=3.0)
+        pair(source, origin, layout, total, source, 0.1, accumulate=True, divisor=3.0, activate=0.2)
         got = layout.valid(total, origin)[..., :channels]
-        assert torch.allclose(got, (so_far + expected.transpose(1, 2)) / 3, atol=2e-5, rtol=1e-5), target
+        averaged = F.leaky_relu((so_far + expected.transpose(1, 2)) / 3, 0.2)  # and the next layer's activation
+        assert torch.allclose(got, averaged, atol=2e-5, rtol=1e-5), target
         assert not total[origin:origin + covered.shape[0]][mask[origin:origin + covered.shape[0], 0] == 0].any()
 
 

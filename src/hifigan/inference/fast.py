@@ -327,10 +327,15 @@ class FFTGenerator(nn.Module):
             x = F.conv1d(mel, self.pre_weight, self.pre_bias, padding=self.pre_padding)  # [B, C, T]
         layout = SequenceLayout(mel.shape[0], mel.shape[2], self.gap)
         source = x.transpose(1, 2)  # [B, T, C]: the examples of the first stage's input
-        for stage in self.stages:
-            source, layout = self._stage(stage, source, layout)
-        h = torch.empty(layout.batch, layout.length, self.post_channels)
-        _leaky_relu_into(source[..., :self.post_channels], self.final_slope, h)
+        ready = None  # (buffer, origin): the previous stage's output, already activated for this one
+        for index, stage in enumerate(self.stages):
+            after = self.up_slope if index + 1 < len(self.stages) else self.final_slope
+            source, layout, ready = self._stage(stage, source, layout, ready, after)
+        if ready is not None:  # already through the final leaky ReLU
+            h = source[..., :self.post_channels]
+        else:
+            h = torch.empty(layout.batch, layout.length, self.post_channels)
+            _leaky_relu_into(source[..., :self.post_channels], self.final_slope, h)
         if self.reflect:
             y = F.conv1d(F.pad(h.transpose(1, 2), (self.post_padding, self.post_padding), mode="reflect"),
                          self.post_weight, self.post_bias)
@@ -343,19 +348,27 @@ class FFTGenerator(nn.Module):
         if self.reflect and pad:
             _mirror_margins(buffer, origin, layout, pad)
 
-    def _stage(self, stage: _Stage, source: torch.Tensor,
-               layout: SequenceLayout) -> tuple[torch.Tensor, SequenceLayout]:
-        """Upsample the examples `source` [B, L, C] and fuse the resblocks; returns ([B, L*s, C'] view, layout)."""
+    def _stage(self, stage: _Stage, source: torch.Tensor, layout: SequenceLayout,
+               ready: Optional[tuple[torch.Tensor, int]], after: float):
+        """Upsample the examples `source` [B, L, C] and fuse the resblocks.
+
+        `ready`: (buffer, origin) where `source` is already leaky-ReLU'd for the upsampling, in a
+        sequence that is zero outside the examples (the previous stage's fused output), else
+        None. Returns ([B, L*s, C'] view, layout, ready): when the last resblock is a fused pair
+        its stores apply the next layer's leaky ReLU (slope `after`), and `ready` says where.
+        """
         ws, up = self.workspace, stage.up
-        # upsampling input: lrelu(source) in a zeroed sequence with margins for the polyphase taps
-        u_origin = max(0, -up.min_offset)
-        u_rows = u_origin + layout.total + max(0, up.max_offset)
-        u = ws.get("u", (u_rows, stage.c_in), source)
-        _leaky_relu_into(source, self.up_slope, layout.valid(u, u_origin)[..., :source.shape[-1]])
-        u[:u_origin].zero_()  # everything but the examples is zero: margins, gaps, tail, padded channels
-        layout.zero_invalid(u, u_origin, u_rows - u_origin)
-        if source.shape[-1] < stage.c_in:
-            layout.valid(u, u_origin)[..., source.shape[-1]:].zero_()
+        if ready is not None:
+            u, u_origin = ready
+        else:  # upsampling input: lrelu(source) in a zeroed sequence with margins for the polyphase taps
+            u_origin = max(0, -up.min_offset)
+            u_rows = u_origin + layout.total + max(0, up.max_offset)
+            u = ws.get("u", (u_rows, stage.c_in), source)
+            _leaky_relu_into(source, self.up_slope, layout.valid(u, u_origin)[..., :source.shape[-1]])
+            u[:u_origin].zero_()  # everything but the examples is zero: margins, gaps, tail, padded channels
+            layout.zero_invalid(u, u_origin, u_rows - u_origin)
+            if source.shape[-1] < stage.c_in:
+                layout.valid(u, u_origin)[..., source.shape[-1]:].zero_()
         layout = layout.scaled(stage.rate)
         total, origin, c = layout.total, stage.margin, stage.channels
         rows = stage.rows(total)
@@ -377,7 +390,7 @@ class FFTGenerator(nn.Module):
                     # the block's last pair adds itself into the sum (and averages it after the last block)
                     last = index == blocks - 1
                     pair(current, origin, layout, acc, current, slope, accumulate=True,
-                         divisor=float(self.num_kernels) if last else None)
+                         divisor=float(self.num_kernels) if last else None, activate=after if last else None)
                     divided = divided or last
                     current = acc
                 elif pair is not None:  # x = x + conv2(lrelu(conv1(lrelu(x)))) fused, ping-pong
@@ -403,7 +416,8 @@ class FFTGenerator(nn.Module):
         valid = layout.valid(acc, origin)
         if not divided:
             torch.div(valid, self.num_kernels, out=valid)
-        return valid, layout
+            return valid, layout, None
+        return valid, layout, (acc, origin)  # averaged and activated by the last pair
 
 
 def _time_major_conv(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: int) -> torch.Tensor:

@@ -225,7 +225,7 @@ class Kernel:
         lib.hg_fft_pair.argtypes = [
             ctypes.POINTER(_Conv), ctypes.POINTER(_Conv), ctypes.POINTER(_Layout), ctypes.c_void_p,
             ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_long, ctypes.c_int, ctypes.c_long,
-            ctypes.c_long, ctypes.c_int, ctypes.c_int, ctypes.c_float,
+            ctypes.c_long, ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_int, ctypes.c_float,
         ]
         self.variant = lib.hg_variant().decode()
         if not self.variant:
@@ -668,13 +668,14 @@ class NativePair:
 
     def __call__(self, source: torch.Tensor, origin: int, layout: SequenceLayout, out: torch.Tensor,
                  base: Optional[torch.Tensor], slope: float, accumulate: bool = False,
-                 divisor: Optional[float] = None) -> None:
+                 divisor: Optional[float] = None, activate: Optional[float] = None) -> None:
         """out[t] = (base[t] +) conv2(lrelu(conv1(lrelu(source))))[t] on valid rows, 0 on the others.
 
         Buffers as for `NativeConv1d` (time 0 at row `origin`, zero outside the examples),
         with this pair's `padding`, `input_extent` and `covered`; `out` must not be `source`.
         `accumulate`: out[t] += that value instead (the resblock fusion's sum), then divided
-        by `divisor` if given (its average), with PyTorch's order of operations.
+        by `divisor` if given (its average), with PyTorch's order of operations, then passed
+        through leaky_relu(., activate) if given (the next layer's input activation).
         """
         if out.data_ptr() == source.data_ptr():
             raise ValueError("out: a fused pair cannot write over its input (other tiles still read it)")
@@ -699,6 +700,7 @@ class NativePair:
         def run(first: int, last: int, count: int = 1) -> int:
             return lib.hg_fft_pair(ctypes.byref(self.first.desc), ctypes.byref(self.second.desc), ctypes.byref(lay),
                                    src, dst, bs, frames1, frames2, self.chunk, first, last, count,
-                                   int(accumulate), float(divisor or 0.0))
+                                   int(accumulate), float(divisor or 0.0), int(activate is not None),
+                                   float(activate or 0.0))
 
         _dispatch(self.native, run, tiles, max(1, torch.get_num_threads()))

@@ -104,19 +104,23 @@ ALWAYS_INLINE void store(float *p, vf v, int acc) { v_store(p, acc ? v_add(v_loa
 /* How a tile of a layer's output is written (synthesis): row i of the tile is one time step,
  * valid (bit i of `valid`) -> y = (sum + bias) + base, else 0 (a gap or the tail); with
  * `accumulate` the row becomes out + y, and with a nonzero `divisor` that divided by it (the
- * resblock fusion's sum and average, in the order PyTorch would add and divide). The bias and
+ * resblock fusion's sum and average, in the order PyTorch would add and divide); with
+ * `activate`, leaky_relu(that, after): the next layer's input, so that no pass is needed. The bias and
  * base pointers are at the tile's first column; base rows have the output's row stride. */
 typedef struct {
     const float *bias, *base;
     unsigned valid;
     int accumulate;
     float divisor;
+    int activate;  /* then the next layer's leaky ReLU, of slope `after` */
+    float after;
 } hg_epilogue;
 
-/* The accumulate / divisor part of an output row's value (see hg_epilogue). */
-ALWAYS_INLINE vf finish(vf y, const float *dst, int accumulate, float divisor) {
-    if (accumulate) y = v_add(v_load(dst), y);
-    if (divisor != 0.f) y = v_div(y, v_set1(divisor));
+/* The accumulate / divisor / activation part of an output row's value (see hg_epilogue). */
+ALWAYS_INLINE vf finish(vf y, const float *dst, const hg_epilogue *e) {
+    if (e->accumulate) y = v_add(v_load(dst), y);
+    if (e->divisor != 0.f) y = v_div(y, v_set1(e->divisor));
+    if (e->activate) y = v_max(y, v_mul(y, v_set1(e->after)));
     return y;
 }
 
@@ -162,7 +166,7 @@ ALWAYS_INLINE void tile(const int nv, const int lrelu, const int rows, int K, co
                 vf y = c[i][v];
                 if (out->bias) y = v_add(y, v_load(out->bias + v * VL));
                 if (out->base) y = v_add(v_load(out->base + (long)i * ldc + v * VL), y);
-                v_store(dst + v * VL, finish(y, dst + v * VL, out->accumulate, out->divisor));
+                v_store(dst + v * VL, finish(y, dst + v * VL, out));
             }
         }
         return;
@@ -201,6 +205,8 @@ ALWAYS_INLINE void panel(const int W, const int lrelu, int mr, int K, const floa
             shifted.valid = out->valid;
             shifted.accumulate = out->accumulate;
             shifted.divisor = out->divisor;
+            shifted.activate = out->activate;
+            shifted.after = out->after;
             o = &shifted;
         }
 #define TILE_CALL(r) tile(nv, lrelu, r, K, A, lda, B + j, ldb, slope, C + j, ldc, acc, o)
@@ -434,8 +440,7 @@ static void analyse(const hg_conv *cv, const float *frame, long ldf, float *Xf, 
  * P[j - n/2] + Q[j - n/2] and output j < n/2 is P[j] - Q[j]: n/2 x n multiply-adds per
  * frame and channel instead of hop x n. X's even bins are its first rows (fold_plan's order). */
 static void synthesise_folded(const hg_conv *cv, const hg_layout *lay, int nf, const float *Y, long yf,
-                              float *out, const float *base, long q0, long per_phase, int accumulate,
-                              float divisor) {
+                              float *out, const float *base, long q0, long per_phase, const hg_epilogue *how) {
     const int n = cv->n, hop = cv->hop, d = cv->dil, co = cv->c_out, half = n / 2;
     const int odd = cv->fold_rows[cv->folds], even = n - odd, first = n - hop; /* output 0 is j = n - hop */
     const float *Sp = cv->synthesis_pq, *Sq = Sp + (long)half * even;
@@ -473,7 +478,7 @@ static void synthesise_folded(const hg_conv *cv, const hg_layout *lay, int nf, c
                         vf y = jj >= half ? v_add(p, q) : v_sub(p, q);
                         if (cv->bias) y = v_add(y, v_load(cv->bias + j + c));
                         if (bs) y = v_add(v_load(bs + c), y);
-                        v_store(dst + c, finish(y, dst + c, accumulate, divisor));
+                        v_store(dst + c, finish(y, dst + c, how));
                     }
                 }
             }
@@ -483,11 +488,12 @@ static void synthesise_folded(const hg_conv *cv, const hg_layout *lay, int nf, c
 
 /* Frames [q0, q0 + nf) of the layer, numbered phase-major (`per_phase` frames per phase:
  * see frame_time), so that one chunk may hold frames of several phases and the mixing
- * weights are read once for all of them; `accumulate` and `divisor` as in hg_epilogue.
+ * weights are read once for all of them; `how`: accumulate, divisor and activation as in
+ * hg_epilogue (its other fields are ignored).
  * Scratch: X, Y [nf][n][c], F [2 n][c]. */
 static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src0, float *out,
                        const float *base, long q0, int nf, long per_phase, float *X, float *Y, float *F,
-                       int accumulate, float divisor) {
+                       const hg_epilogue *how) {
     const int n = cv->n, hop = cv->hop, d = cv->dil, ci = cv->c_in, co = cv->c_out;
     const long xf = frame_stride(n, ci), yf = frame_stride(n, co);
     /* analysis: X[f] (n x ci) = A . lrelu(frame f), frame rows at stride d*ci */
@@ -554,7 +560,7 @@ static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src
      * stride d*co; the bias, the residual base and the zeroed gaps are written by the tile */
     const long ldo = (long)d * co;
     if (cv->fold_synthesis) {
-        synthesise_folded(cv, lay, nf, Y, yf, out, base, q0, per_phase, accumulate, divisor);
+        synthesise_folded(cv, lay, nf, Y, yf, out, base, q0, per_phase, how);
         return;
     }
     for (int f = 0; f < nf; f++) {
@@ -566,7 +572,7 @@ static void conv_chunk(const hg_conv *cv, const hg_layout *lay, const float *src
             const unsigned valid = valid_rows(lay, t, d, mr);
             for (int j = 0; j < co; j += 32) {
                 const hg_epilogue e = {cv->bias ? cv->bias + j : NULL, base ? base + t * co + j : NULL, valid,
-                                       accumulate, divisor};
+                                       how->accumulate, how->divisor, how->activate, how->after};
                 const float *S = cv->synthesis + (long)i0 * n;
                 if (co - j >= 32) kern32_out(mr, n, S, n, Yf + j, co, out + t * co + j, ldo, &e);
                 else kern16_out(mr, n, S, n, Yf + j, co, out + t * co + j, ldo, &e);
@@ -616,7 +622,8 @@ int hg_fft_conv(const hg_conv *cv, const hg_layout *lay, const float *src0, floa
         }
         const long q0 = task * chunk;
         if (q0 >= all) continue;
-        conv_chunk(cv, lay, src0, out, base, q0, (int)(all - q0 < chunk ? all - q0 : chunk), frames, X, Y, F, 0, 0.f);
+        const hg_epilogue plain = {0};
+        conv_chunk(cv, lay, src0, out, base, q0, (int)(all - q0 < chunk ? all - q0 : chunk), frames, X, Y, F, &plain);
     }
     return failed ? -1 : 0;
 #else
@@ -633,10 +640,11 @@ int hg_fft_conv(const hg_conv *cv, const hg_layout *lay, const float *src0, floa
  * L = frames2 hop2 dil2; conv1 runs frames1 frames per phase from time task L - pad2, enough
  * for conv2's reads. src, out and base point at time 0; the caller provides the margins
  * (fast_native.NativePair). out must not be src: neighbouring tiles still read it. With
- * `accumulate` (and `divisor`) the result is added into out (and divided: hg_epilogue). */
+ * `accumulate` (and `divisor`, `activate`) the result is added into out (and divided, and
+ * activated by leaky_relu(., after): hg_epilogue). */
 int hg_fft_pair(const hg_conv *c1, const hg_conv *c2, const hg_layout *lay, const float *src, float *out,
                 const float *base, long frames1, long frames2, int chunk, long task0, long task1,
-                int threads, int accumulate, float divisor) {
+                int threads, int accumulate, float divisor, int activate, float after) {
 #ifdef HG_SIMD
     if ((c1->bf16 || c2->bf16) && !hg_has_bf16()) return -2;
     const long pad1 = (long)c1->dil * (c1->n - c1->hop) / 2, pad2 = (long)c2->dil * (c2->n - c2->hop) / 2;
@@ -658,22 +666,24 @@ int hg_fft_pair(const hg_conv *c1, const hg_conv *c2, const hg_layout *lay, cons
             continue;
         }
         const long a = task * tile, h0 = a - pad2; /* H row 0 is time h0 */
+        const hg_epilogue plain = {0}, last = {NULL, NULL, 0, accumulate, divisor, activate, after};
         hg_layout local = *lay;
         local.gap = lay->gap - h0;
         const float *src1 = src + (h0 - pad1) * c1->c_in;
         const long all1 = frames1 * c1->dil, all2 = frames2 * c2->dil; /* every phase's frames */
         for (long q0 = 0; q0 < all1; q0 += chunk)
             conv_chunk(c1, &local, src1, H, NULL, q0, (int)(all1 - q0 < chunk ? all1 - q0 : chunk), frames1,
-                       X, Y, F, 0, 0.f);
+                       X, Y, F, &plain);
         local.gap = lay->gap - a;
         for (long q0 = 0; q0 < all2; q0 += chunk)
             conv_chunk(c2, &local, H, out + a * c2->c_out, base ? base + a * c2->c_out : NULL, q0,
-                       (int)(all2 - q0 < chunk ? all2 - q0 : chunk), frames2, X, Y, F, accumulate, divisor);
+                       (int)(all2 - q0 < chunk ? all2 - q0 : chunk), frames2, X, Y, F, &last);
     }
     return failed ? -1 : 0;
 #else
     (void)c1; (void)c2; (void)lay; (void)src; (void)out; (void)base; (void)frames1; (void)frames2;
-    (void)chunk; (void)task0; (void)task1; (void)threads; (void)accumulate; (void)divisor;
+    (void)chunk; (void)task0; (void)task1; (void)threads; (void)accumulate; (void)divisor; (void)activate;
+    (void)after;
     return -3;
 #endif
 }

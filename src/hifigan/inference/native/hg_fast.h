@@ -66,10 +66,10 @@ int hg_fft_conv(const hg_conv *cv, const hg_layout *lay, const float *src0, floa
                 const float *base, long frames, int chunk, long task0, long task1, int threads);
 
 /* Tiles [task0, task1) of a fused residual pair base + conv2(lrelu(conv1(lrelu(src)))), added
- * into out with `accumulate` and then divided by a nonzero `divisor` (see hg_fast.c). Same
- * return codes as hg_fft_conv. */
+ * into out with `accumulate`, then divided by a nonzero `divisor`, then with `activate` passed
+ * through leaky_relu(., after) (see hg_fast.c). Same return codes as hg_fft_conv. */
 int hg_fft_pair(const hg_conv *c1, const hg_conv *c2, const hg_layout *lay, const float *src, float *out,
                 const float *base, long frames1, long frames2, int chunk, long task0, long task1,
-                int threads, int accumulate, float divisor);
+                int threads, int accumulate, float divisor, int activate, float after);
 
 #endif /* HG_FAST_H */
