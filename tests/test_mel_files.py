@@ -22,6 +22,8 @@ from hifigan.data.probe import UnusableAudio
 from hifigan.errors import DataError
 from hifigan.inference.inputs import load_mel_file
 
+from helpers import write_mel
+
 N_MELS = 80
 FRAMES = 12
 
@@ -33,14 +35,6 @@ def reference() -> np.ndarray:
     return -10.0 + 0.1 * band + 0.01 * frame
 
 
-def save(path: Path, content) -> Path:
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    elif path.suffix == ".npy":
-        np.save(path, content)
-    else:
-        torch.save(content, path)
-    return path
 
 
 LAYOUTS = {
@@ -62,7 +56,7 @@ LAYOUTS = {
 @pytest.mark.parametrize("name", sorted(LAYOUTS))
 def test_every_accepted_layout_reads_as_bands_by_frames(tmp_path, name):
     mel = reference()
-    path = save(tmp_path / name, LAYOUTS[name](mel))
+    path = write_mel(tmp_path / name, LAYOUTS[name](mel))
     tolerance = 1e-2 if "float16" in name else 0
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no layout warning for an unambiguous mel
@@ -75,7 +69,7 @@ def test_every_accepted_layout_reads_as_bands_by_frames(tmp_path, name):
 
 @pytest.mark.parametrize("name", sorted(LAYOUTS))
 def test_synthesis_and_finetuning_accept_the_same_files(tmp_path, name):
-    path = save(tmp_path / name, LAYOUTS[name](reference()))
+    path = write_mel(tmp_path / name, LAYOUTS[name](reference()))
     from hifigan.config import AudioConfig
 
     synth = load_mel_file(path, AudioConfig())
@@ -85,7 +79,7 @@ def test_synthesis_and_finetuning_accept_the_same_files(tmp_path, name):
 
 
 def test_frame_count_of_an_npy_reads_only_the_header(tmp_path, monkeypatch):
-    path = save(tmp_path / "m.npy", reference().T.copy())
+    path = write_mel(tmp_path / "m.npy", reference().T.copy())
 
     def refuse(*args, **kwargs):
         raise AssertionError("mel_file_frames loaded the array")
@@ -139,7 +133,7 @@ def assert_one_clean_line(message: str, path: Path) -> None:
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
 def test_bad_files_are_one_line_data_errors_naming_the_file(tmp_path, name):
     content, expected = BAD_FILES[name]
-    path = save(tmp_path / name, content)
+    path = write_mel(tmp_path / name, content)
     with pytest.raises(MelFileError) as caught:
         read_mel(path, N_MELS)
     message = str(caught.value)
@@ -157,7 +151,7 @@ def test_a_quantized_tensor_is_refused(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch deprecates quantized tensors
         quantized = torch.quantize_per_tensor(torch.zeros(80, 10), 0.1, 0, torch.quint8)
-    path = save(tmp_path / "q.pt", quantized)
+    path = write_mel(tmp_path / "q.pt", quantized)
     with pytest.raises(MelFileError, match="quantized") as caught:
         read_mel(path, N_MELS)
     assert_one_clean_line(str(caught.value), path)
@@ -189,7 +183,7 @@ def test_a_header_that_does_not_match_the_file_size_is_refused_before_loading(tm
 
 
 def test_a_truncated_npy_is_refused(tmp_path):
-    path = save(tmp_path / "cut.npy", reference())
+    path = write_mel(tmp_path / "cut.npy", reference())
     path.write_bytes(path.read_bytes()[:-7])
     for read in (read_mel, mel_file_frames):
         with pytest.raises(MelFileError, match="does not match the file's size"):
@@ -207,7 +201,7 @@ def test_a_malformed_npy_header_is_one_line(tmp_path):
 @pytest.mark.parametrize("suffix", [".npy", ".pt"])
 def test_a_square_mel_is_read_bands_first_with_a_warning(tmp_path, suffix):
     square = np.arange(80 * 80, dtype=np.float32).reshape(80, 80) / 1000 - 10
-    path = save(tmp_path / f"square{suffix}", square if suffix == ".npy" else torch.from_numpy(square))
+    path = write_mel(tmp_path / f"square{suffix}", square if suffix == ".npy" else torch.from_numpy(square))
     with pytest.warns(MelFileWarning, match=r"80 x 80.*axis 0 as the 80 bands") as caught:
         mel = read_mel(path, N_MELS)
     torch.testing.assert_close(mel, torch.from_numpy(square), atol=0, rtol=0)  # not transposed
@@ -220,7 +214,7 @@ def test_a_missing_file_and_another_suffix(tmp_path):
     with pytest.raises(MelFileError, match="file not found"):
         read_mel(tmp_path / "missing.npy", N_MELS)
     with pytest.raises(MelFileError, match="expected a .npy or .pt mel file"):
-        read_mel(save(tmp_path / "mel.txt", b"1 2 3"), N_MELS)
+        read_mel(write_mel(tmp_path / "mel.txt", b"1 2 3"), N_MELS)
 
 
 def test_a_legacy_torch_file_is_read(tmp_path):
@@ -230,14 +224,14 @@ def test_a_legacy_torch_file_is_read(tmp_path):
 
 
 def test_control_characters_never_reach_a_message(tmp_path):
-    path = save(tmp_path / "bell\x1b[31m.npy", b"")
+    path = write_mel(tmp_path / "bell\x1b[31m.npy", b"")
     with pytest.raises(MelFileError) as caught:
         read_mel(path, N_MELS)
     assert "\x1b" not in str(caught.value) and "empty file" in str(caught.value)
 
 
 def test_the_error_survives_pickling_for_dataloader_workers(tmp_path):
-    path = save(tmp_path / "empty.npy", b"")
+    path = write_mel(tmp_path / "empty.npy", b"")
     with pytest.raises(MelFileError) as caught:
         read_mel(path, N_MELS)
     copy = pickle.loads(pickle.dumps(caught.value))

@@ -12,6 +12,8 @@ from hifigan.cli.main import main
 from hifigan.inference import Vocoder
 from hifigan.inference.inputs import MelRangeWarning, load_mel_file
 
+from helpers import write_mel
+
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +78,6 @@ def test_no_input_uses_the_bundled_samples(setup, tmp_path, capsys):
     assert len(list(out.glob("*.wav"))) == 3 and len(list(out.glob("*.png"))) == 3
 
 
-def write_mel(path, content):
-    if isinstance(content, bytes):  # not an array at all
-        path.write_bytes(content)
-    elif path.suffix == ".npy":
-        np.save(path, content)
-    else:
-        torch.save(content, path)
-    return path
 
 
 @pytest.mark.parametrize(

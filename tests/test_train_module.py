@@ -216,13 +216,29 @@ def _after_one_update(state):
     return {(scale, tracker + 1), (scale / 2, 0)}
 
 
-def test_fp16_has_one_loss_scaler_per_optimiser_saved_and_restored(tmp_path):
+def _two_fp16_steps(tmp_path):
+    """Two fp16 steps with a checkpoint at step 2: (its contents, one_more_step).
+
+    one_more_step(data) writes `data` as that checkpoint, resumes from it for one step and
+    returns step 3's checkpoint.
+    """
     config = small_config(batch=1, precision="16-mixed", checkpoint_every_n_steps=2, max_steps=2)
     items = synthetic_items(config, 4)
     options = RunOptions(accelerator="cpu", progress_bar=False, sanity_val_steps=0)
     train(config, out=tmp_path, datamodule=ListData(items, 1), options=options)
     path = tmp_path / "checkpoints" / "step-00000002.ckpt"
-    data = torch.load(path, weights_only=True)
+
+    def one_more_step(data):
+        torch.save(data, path)
+        train(config, out=tmp_path, datamodule=ListData(items, 1), options=options,
+              overrides={"training.max_steps": 3})
+        return torch.load(tmp_path / "checkpoints" / "step-00000003.ckpt", weights_only=True)
+
+    return torch.load(path, weights_only=True), one_more_step
+
+
+def test_fp16_has_one_loss_scaler_per_optimiser_saved_and_restored(tmp_path):
+    data, one_more_step = _two_fp16_steps(tmp_path)
     scalers = data["hifigan_state"]["loss_scalers"]
     assert set(scalers) == {"generator", "discriminator"}  # NVIDIA's scaler_g and scaler_d
     for side in ("generator", "discriminator"):
@@ -233,9 +249,7 @@ def test_fp16_has_one_loss_scaler_per_optimiser_saved_and_restored(tmp_path):
     # recognisable, different states, then one more step: each side continues its own
     scalers["generator"].update(scale=1024.0, _growth_tracker=7)
     scalers["discriminator"].update(scale=4096.0, _growth_tracker=3)
-    torch.save(data, path)
-    train(config, out=tmp_path, datamodule=ListData(items, 1), options=options, overrides={"training.max_steps": 3})
-    final = torch.load(tmp_path / "checkpoints" / "step-00000003.ckpt", weights_only=True)
+    final = one_more_step(data)
     got = final["hifigan_state"]["loss_scalers"]
     g = (got["generator"]["scale"], got["generator"]["_growth_tracker"])
     d = (got["discriminator"]["scale"], got["discriminator"]["_growth_tracker"])
@@ -245,17 +259,10 @@ def test_fp16_has_one_loss_scaler_per_optimiser_saved_and_restored(tmp_path):
 
 
 def test_fp16_resume_from_a_checkpoint_with_one_shared_scaler(tmp_path):
-    config = small_config(batch=1, precision="16-mixed", checkpoint_every_n_steps=2, max_steps=2)
-    items = synthetic_items(config, 4)
-    options = RunOptions(accelerator="cpu", progress_bar=False, sanity_val_steps=0)
-    train(config, out=tmp_path, datamodule=ListData(items, 1), options=options)
-    path = tmp_path / "checkpoints" / "step-00000002.ckpt"
-    data = torch.load(path, weights_only=True)
+    data, one_more_step = _two_fp16_steps(tmp_path)
     del data["hifigan_state"]["loss_scalers"]  # as written before there were two
     data["MixedPrecision"].update(scale=1024.0, _growth_tracker=7)
-    torch.save(data, path)
-    train(config, out=tmp_path, datamodule=ListData(items, 1), options=options, overrides={"training.max_steps": 3})
-    got = torch.load(tmp_path / "checkpoints" / "step-00000003.ckpt", weights_only=True)["hifigan_state"]
+    got = one_more_step(data)["hifigan_state"]
     for side in ("generator", "discriminator"):  # both continue from the shared scaler's state
         state = (got["loss_scalers"][side]["scale"], got["loss_scalers"][side]["_growth_tracker"])
         assert state in _after_one_update((1024.0, 7)), (side, state)
