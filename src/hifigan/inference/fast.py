@@ -227,13 +227,8 @@ class _Stage:
         work = 0.0
         for steps in self.blocks:
             for conv1, conv2, _, pair in steps:
-                if pair is not None:
-                    work += pair.flops(total)
-                    continue
-                for conv in (conv1, conv2):
-                    if conv is not None:
-                        fast = conv.conv if isinstance(conv, NativeConv1d) else conv
-                        work += conv.flops_per_frame() * fast.frames(total) * fast.dilation
+                convs = [c for c in (conv1, conv2) if c is not None]
+                work += pair.flops(total) if pair is not None else sum(c.flops(total) for c in convs)
         return work
 
 

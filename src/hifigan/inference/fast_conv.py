@@ -298,6 +298,10 @@ class FastConv1d:
         mixing = sum(g.flops_per_frame for g in self.groups) * self.c_in * self.c_out
         return 2 * self.block * self.block * self.c_in + mixing + 2 * self.hop * self.block * self.c_out
 
+    def flops(self, length: int) -> int:
+        """FLOPs of one call over `length` output rows (every phase's frames)."""
+        return self.flops_per_frame() * self.frames(length) * self.dilation
+
     def frames(self, length: int) -> int:
         """Frames per phase that cover outputs [0, length)."""
         return -(-length // (self.hop * self.dilation))

@@ -37,6 +37,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,8 +300,6 @@ def bf16_mixing_pays(target: str = "auto") -> bool:
     with _lock:
         if target in _bf16_pays:
             return _bf16_pays[target]
-    import time
-
     generator = torch.Generator().manual_seed(0)
     channels, length = 128, 4096
     weight = torch.randn(channels, channels, 11, generator=generator) / 40
@@ -360,7 +359,7 @@ def _float_ptr(tensor: torch.Tensor):
     return ctypes.cast(tensor.data_ptr(), ctypes.POINTER(ctypes.c_float))
 
 
-MAX_FOLDS = 1  # analysis halvings: 1024 -> 384 multiply-adds per frame and channel for N = 32
+MAX_FOLDS = 1  # analysis halvings: 1024 -> 512 multiply-adds per frame and channel for N = 32 (a second measured no faster)
 
 
 @dataclass(frozen=True)
@@ -488,15 +487,16 @@ class NativeConv1d:
         plan = fold_plan(conv.transform.analysis, [(g.start, g.size) for g in conv.groups],
                          conv.transform.synthesis)
         self.fold = plan
+        pq = None
         if plan is not None:  # X's rows in the order of the analysis leaves; the synthesis follows
             starts = plan.starts
             synthesis = synthesis[:, plan.order].contiguous()
             leaf_matrices = plan.matrices.float().contiguous()
             self._fold_rows = (ctypes.c_int * len(plan.rows))(*plan.rows)
+            pq = plan.synthesis_pq
         else:
             leaf_matrices = torch.zeros(1)
             self._fold_rows = (ctypes.c_int * 1)(0)
-        pq = plan.synthesis_pq if plan is not None else None
         synthesis_pq = pq.float().contiguous() if pq is not None else torch.zeros(1)
         self._keep = [weights, weights16, bias, analysis, synthesis, leaf_matrices, synthesis_pq]  # the C struct points into these
         count = len(starts)
@@ -524,6 +524,10 @@ class NativeConv1d:
         synthesis = (2 * (n // 2) * n + hop) if plan.synthesis_pq is not None else 2 * hop * n
         mixing = sum(g.flops_per_frame for g in conv.groups) * conv.c_in * conv.c_out
         return analysis * conv.c_in + mixing + synthesis * conv.c_out
+
+    def flops(self, length: int) -> int:
+        """FLOPs of one call over `length` output rows, as this kernel computes them."""
+        return self.flops_per_frame() * self.conv.frames(length) * self.conv.dilation
 
     def covered(self, length: int) -> int:
         return self.conv.covered(length)
@@ -618,6 +622,7 @@ class NativePair:
         self.halo = 2 * c2.padding  # conv1 rows conv2 reads beyond its tile
         self.max_tile = max(self.unit2, (tile_bytes or self.TILE_BYTES) // (4 * c1.c_out) - self.halo)
         self.chunk = min(_chunk_cap(c1), _chunk_cap(c2))
+        self._tilings: dict[tuple[int, int], tuple[int, int, int]] = {}  # (length, threads) -> tiling
 
     def tiling(self, length: int) -> tuple[int, int, int]:
         """(tiles, conv2 frames per tile, conv1 frames per tile) for `length` rows on the current threads.
@@ -627,23 +632,31 @@ class NativePair:
         the rows computed past `length` stay under one frame per tile.
         """
         threads = max(1, torch.get_num_threads())
+        key = (length, threads)
+        if key not in self._tilings:  # asked several times per call (buffer sizes, covered rows, the call)
+            if len(self._tilings) >= 64:  # streaming sees many lengths
+                self._tilings.clear()
+            self._tilings[key] = self._tiling(length, threads)
+        return self._tilings[key]
+
+    def _tiling(self, length: int, threads: int) -> tuple[int, int, int]:
         tiles = max(-(-length // self.max_tile), min(2 * threads, -(-length // (4 * self.unit2))), 1)
         if tiles > threads:  # a multiple of the threads: no thread waits for the last tile alone
             tiles = -(-tiles // threads) * threads
         shortest = -(-(-(-length // tiles)) // self.unit2)
-        best = None
-        # conv1 computes whole frames of unit1 rows: of the tile lengths near the shortest, the one
-        # whose conv1 rows (tile + halo, rounded up) waste least, counting the tiles it needs
-        for frames2 in range(shortest, shortest + max(1, self.unit1 // self.unit2) + 1):
+
+        def plan(frames2: int) -> tuple[int, int, int, int]:
             count = -(-length // (frames2 * self.unit2))
             frames1 = -(-(frames2 * self.unit2 + self.halo) // self.unit1)
-            work = count * (frames1 * self.unit1 + frames2 * self.unit2)
-            if frames2 * self.unit2 <= max(self.max_tile, self.unit2) and (best is None or work < best[0]):
-                best = (work, count, frames2, frames1)
-        if best is None:
-            frames2 = shortest
-            return -(-length // (frames2 * self.unit2)), frames2, -(-(frames2 * self.unit2 + self.halo) // self.unit1)
-        return best[1], best[2], best[3]
+            return count * (frames1 * self.unit1 + frames2 * self.unit2), count, frames2, frames1
+
+        # conv1 computes whole frames of unit1 rows: of the tile lengths from the shortest up to
+        # one conv1 frame longer (within max_tile), the one whose conv1 rows (tile + halo, rounded
+        # up) waste least, counting the tiles it needs
+        longer = range(shortest + 1, shortest + max(1, self.unit1 // self.unit2) + 1)
+        candidates = [shortest] + [f for f in longer if f * self.unit2 <= self.max_tile]
+        _, tiles, frames2, frames1 = min((plan(f) for f in candidates), key=lambda option: option[0])
+        return tiles, frames2, frames1
 
     def tiles(self, length: int) -> int:
         return self.tiling(length)[0]

@@ -199,14 +199,10 @@ ALWAYS_INLINE void panel(const int W, const int lrelu, int mr, int K, const floa
     const int nv = W / VL < NV ? W / VL : NV;
     for (int j = 0; j < W; j += nv * VL) {
         hg_epilogue shifted, *o = NULL;
-        if (out) {
-            shifted.bias = out->bias ? out->bias + j : NULL;
-            shifted.base = out->base ? out->base + j : NULL;
-            shifted.valid = out->valid;
-            shifted.accumulate = out->accumulate;
-            shifted.divisor = out->divisor;
-            shifted.activate = out->activate;
-            shifted.after = out->after;
+        if (out) { /* the same epilogue, its column pointers moved to column j */
+            shifted = *out;
+            if (shifted.bias) shifted.bias += j;
+            if (shifted.base) shifted.base += j;
             o = &shifted;
         }
 #define TILE_CALL(r) tile(nv, lrelu, r, K, A, lda, B + j, ldb, slope, C + j, ldc, acc, o)
